@@ -1,0 +1,127 @@
+"""Hijacked connections (attach, exec start): after `101 UPGRADED` the socket carries raw bytes.
+
+aiohttp closes a connection as soon as the client half-closes; Docker clients half-close
+stdin and still expect output. So the handler writes the 101 itself and swaps the transport's
+protocol for `Hijacked`, which keeps the write side open after the client's EOF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+UPGRADED = (b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+            b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+
+
+class _Tail:
+    """Collects what aiohttp already read past the request headers."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self.data += data
+        return False, b""
+
+    def feed_eof(self) -> None:
+        pass
+
+
+class Hijacked(asyncio.Protocol):
+    """A raw duplex stream over the request's transport (implements engine.attach.ClientStream)."""
+
+    def __init__(self, transport: asyncio.Transport, old: Any, initial: bytes):
+        loop = asyncio.get_running_loop()
+        self.transport = transport
+        self._old = old
+        self._buf = bytearray(initial)
+        self._eof = False
+        self._readable = asyncio.Event()
+        if initial:
+            self._readable.set()
+        self.lost: asyncio.Future = loop.create_future()
+        self._drain_waiter: asyncio.Future | None = None
+        self._paused = False
+
+    # asyncio.Protocol
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        self._readable.set()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._readable.set()
+        return True  # keep our write side open
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._readable.set()
+        if not self.lost.done():
+            self.lost.set_result(None)
+        if self._drain_waiter and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+        try:
+            self._old.connection_lost(exc)
+        except Exception:  # noqa: BLE001 - aiohttp's bookkeeping only
+            pass
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._drain_waiter and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    # ClientStream
+    def write(self, data: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self._paused and not self.lost.done():
+            self._drain_waiter = asyncio.get_running_loop().create_future()
+            await self._drain_waiter
+
+    async def read(self) -> bytes:
+        while not self._buf and not self._eof:
+            self._readable.clear()
+            await self._readable.wait()
+        if self._buf:
+            data = bytes(self._buf)
+            self._buf.clear()
+            return data
+        return b""
+
+    def close(self) -> None:
+        if not self.transport.is_closing():
+            if self.transport.can_write_eof():
+                try:
+                    self.transport.write_eof()
+                except OSError:
+                    pass
+            self.transport.close()
+
+
+def hijack(request: web.Request, extra_headers: bytes = b"") -> Hijacked:
+    """Answer 101 and take the connection over; the handler must then `await finish(conn)`."""
+    proto = request.protocol
+    tail = _Tail()
+    proto.set_parser(tail)  # type: ignore[arg-type]
+    transport = request.transport
+    assert transport is not None
+    head = UPGRADED if not extra_headers else UPGRADED[:-2] + extra_headers + b"\r\n"
+    transport.write(head)
+    conn = Hijacked(transport, proto, tail.data)  # type: ignore[arg-type]
+    transport.set_protocol(conn)
+    return conn
+
+
+async def finish(conn: Hijacked) -> web.StreamResponse:
+    """Wait for the session to end, then let aiohttp unwind without writing anything."""
+    conn.close()
+    await conn.lost
+    return web.Response()  # its write fails on the closed transport; aiohttp treats that as a disconnect

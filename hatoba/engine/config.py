@@ -1,0 +1,65 @@
+"""Daemon configuration: command-line flags merged over a daemon.json subset."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_SOCKET = "unix:///run/hatoba/hatoba.sock"
+
+
+@dataclass
+class DaemonConfig:
+    hosts: list[str] = field(default_factory=lambda: [DEFAULT_SOCKET])
+    data_root: str = "/var/lib/hatoba"
+    exec_root: str = "/run/hatoba"
+    pidfile: str = ""
+    log_level: str = "info"
+    tls: bool = False
+    tlsverify: bool = False
+    tlscacert: str = ""
+    tlscert: str = ""
+    tlskey: str = ""
+    runtimes: dict[str, str] = field(default_factory=dict)
+    default_runtime: str = "runc"
+    conmon: str = "/usr/bin/conmon"
+    cgroup_parent: str = "/hatoba"
+    log_opts: dict[str, str] = field(default_factory=dict)
+    group: str = ""
+
+    def runtime_path(self, name: str | None) -> str:
+        name = name or self.default_runtime
+        if name in self.runtimes:
+            return self.runtimes[name]
+        for d in ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/sbin", "/bin"):
+            p = os.path.join(d, name)
+            if os.access(p, os.X_OK):
+                return p
+        return name
+
+    def resolved_pidfile(self) -> str:
+        return self.pidfile or os.path.join(self.exec_root, "hatobad.pid")
+
+
+_FILE_KEYS = {
+    "hosts": "hosts", "data-root": "data_root", "exec-root": "exec_root", "pidfile": "pidfile",
+    "log-level": "log_level", "tls": "tls", "tlsverify": "tlsverify", "tlscacert": "tlscacert",
+    "tlscert": "tlscert", "tlskey": "tlskey", "default-runtime": "default_runtime",
+    "cgroup-parent": "cgroup_parent", "log-opts": "log_opts", "group": "group",
+}
+
+
+def load_file(cfg: DaemonConfig, path: str) -> None:
+    """Apply a daemon.json; unknown keys are an error, as with dockerd."""
+    with open(path) as f:
+        doc = json.load(f)
+    for k, v in doc.items():
+        if k == "runtimes":
+            cfg.runtimes = {name: spec.get("path", name) for name, spec in v.items()}
+        elif k in ("insecure-registries", "registry-mirrors", "debug", "live-restore", "log-driver"):
+            setattr(cfg, k.replace("-", "_"), v)
+        elif k in _FILE_KEYS:
+            setattr(cfg, _FILE_KEYS[k], v)
+        else:
+            raise ValueError(f"the following directives don't match any configuration option: {k}")

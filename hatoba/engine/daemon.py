@@ -1,0 +1,211 @@
+"""hatobad: wires the stores, the runtime and the managers together and serves the Engine API.
+
+Start-up order: config → pidfile → metadata DB → content store/snapshots/images → runtime →
+containers (live-restore) → API listeners. SIGTERM/SIGINT stop the listeners only: containers
+keep running under their conmon and are re-adopted by the next hatobad.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import ssl
+import subprocess
+import sys
+from urllib.parse import urlparse
+
+from hatoba.db import Database
+from hatoba.engine.config import DaemonConfig, load_file
+from hatoba.engine.containers import Containers
+from hatoba.engine.events import Events
+from hatoba.engine.execs import Execs
+from hatoba.images.store import ImageStore
+from hatoba.runtime.conmon import Runtime
+from hatoba.storage.content import ContentStore
+from hatoba.storage.snapshots import Snapshotter
+
+log = logging.getLogger("hatoba.daemon")
+
+
+def _version_of(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    first = out.splitlines()[0] if out else ""
+    return first.split()[-1] if first else "unknown"
+
+
+class Engine:
+    """Everything the API handlers reach through `request.app["engine"]`."""
+
+    def __init__(self, config: DaemonConfig):
+        self.config = config
+        os.makedirs(config.data_root, mode=0o711, exist_ok=True)
+        os.makedirs(config.exec_root, mode=0o711, exist_ok=True)
+        self.db = Database(os.path.join(config.data_root, "hatoba.db"))
+        self.daemon_id = self.db.get_kv("daemon_id") or ""
+        if not self.daemon_id:
+            self.daemon_id = os.urandom(16).hex()
+            self.db.set_kv("daemon_id", self.daemon_id)
+        self.content = ContentStore(os.path.join(config.data_root, "content"))
+        self.content.cleanup_ingest()
+        self.snapshots = Snapshotter(os.path.join(config.data_root, "overlay"))
+        self.images = ImageStore(self.db, self.content, self.snapshots)
+        runc = config.runtime_path(None)
+        self.runtime = Runtime(runc=runc, conmon=config.conmon, runc_root=os.path.join(config.exec_root, "runc"))
+        self.runc_version = _version_of([runc, "--version"])
+        self.conmon_version = _version_of([config.conmon, "--version"])
+        self.events = Events()
+        self.containers = Containers(db=self.db, images=self.images, snapshots=self.snapshots,
+                                     runtime=self.runtime, events=self.events, data_root=config.data_root,
+                                     exec_root=config.exec_root, cgroup_parent=config.cgroup_parent,
+                                     log_opts=config.log_opts)
+        self.execs = Execs(self.containers)
+
+
+def _check_pidfile(path: str) -> None:
+    try:
+        with open(path) as f:
+            pid = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        pid = 0
+    if pid and pid != os.getpid():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            cmd = b""
+        if b"hatobad" in cmd or b"hatoba.engine.daemon" in cmd:
+            raise SystemExit(f"hatobad: pid file found, ensure hatobad is not running or delete {path}")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+
+
+def _tls_context(cfg: DaemonConfig) -> ssl.SSLContext | None:
+    if not (cfg.tls or cfg.tlsverify):
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cfg.tlscert, cfg.tlskey)
+    if cfg.tlsverify:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cfg.tlscacert)
+    return ctx
+
+
+async def serve(cfg: DaemonConfig) -> None:
+    from aiohttp import web
+
+    from hatoba.api.server import make_app
+
+    _check_pidfile(cfg.resolved_pidfile())
+    engine = Engine(cfg)
+    await engine.containers.restore()
+    app = make_app(engine)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1)
+    await runner.setup()
+    sites = []
+    for host in cfg.hosts:
+        u = urlparse(host if "://" in host else "unix://" + host)
+        if u.scheme in ("unix", ""):
+            path = u.path or "/run/hatoba/hatoba.sock"
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            site = web.UnixSite(runner, path)
+            await site.start()
+            os.chmod(path, 0o660)
+            if cfg.group:
+                import grp
+                with contextlib.suppress(KeyError):
+                    os.chown(path, 0, grp.getgrnam(cfg.group).gr_gid)
+        elif u.scheme == "tcp":
+            hostname = u.hostname or "127.0.0.1"
+            try:
+                loopback = ipaddress.ip_address(hostname).is_loopback
+            except ValueError:
+                loopback = hostname == "localhost"
+            if not loopback and not cfg.tlsverify:
+                raise SystemExit(f"hatobad: refusing to listen on {host} without --tlsverify "
+                                 "(anyone who can reach it would be root on this host)")
+            site = web.TCPSite(runner, hostname, u.port or (2376 if cfg.tlsverify else 2375),
+                               ssl_context=_tls_context(cfg))
+            await site.start()
+        else:
+            raise SystemExit(f"hatobad: unsupported host {host}")
+        sites.append(site)
+    log.info("hatobad listening on %s (data-root %s)", ", ".join(cfg.hosts), cfg.data_root)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for s in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(s, stop.set)
+    await stop.wait()
+    log.info("hatobad shutting down; containers keep running")
+    await runner.cleanup()
+    for host in cfg.hosts:
+        u = urlparse(host if "://" in host else "unix://" + host)
+        if u.scheme in ("unix", ""):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(u.path)
+    engine.db.close()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(cfg.resolved_pidfile())
+
+
+def parse_args(argv: list[str]) -> DaemonConfig:
+    p = argparse.ArgumentParser(prog="hatobad", description="The hatoba container engine daemon")
+    p.add_argument("-H", "--host", action="append", dest="hosts", help="daemon socket(s) to listen on")
+    p.add_argument("--data-root", help="root of persistent state (default /var/lib/hatoba)")
+    p.add_argument("--exec-root", help="root of runtime state (default /run/hatoba)")
+    p.add_argument("--config-file", default="/etc/hatoba/daemon.json")
+    p.add_argument("-p", "--pidfile")
+    p.add_argument("-l", "--log-level", choices=["debug", "info", "warn", "error", "fatal"])
+    p.add_argument("-D", "--debug", action="store_true")
+    p.add_argument("--tls", action="store_true", default=None)
+    p.add_argument("--tlsverify", action="store_true", default=None)
+    p.add_argument("--tlscacert")
+    p.add_argument("--tlscert")
+    p.add_argument("--tlskey")
+    p.add_argument("--cgroup-parent")
+    p.add_argument("--default-runtime")
+    p.add_argument("-G", "--group")
+    p.add_argument("-v", "--version", action="store_true")
+    a = p.parse_args(argv)
+    if a.version:
+        from hatoba import __version__
+        print(f"hatobad version {__version__}")
+        raise SystemExit(0)
+    cfg = DaemonConfig()
+    if a.config_file and os.path.exists(a.config_file):
+        try:
+            load_file(cfg, a.config_file)
+        except (ValueError, OSError) as e:
+            raise SystemExit(f"hatobad: unable to configure the daemon with file {a.config_file}: {e}") from None
+    for k in ("hosts", "data_root", "exec_root", "pidfile", "log_level", "tls", "tlsverify", "tlscacert",
+              "tlscert", "tlskey", "cgroup_parent", "default_runtime", "group"):
+        v = getattr(a, k)
+        if v is not None:
+            setattr(cfg, k, v)
+    if a.debug:
+        cfg.log_level = "debug"
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    level = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR,
+             "fatal": logging.CRITICAL}.get(cfg.log_level, logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.geteuid() != 0:
+        raise SystemExit("hatobad: must run as root")
+    asyncio.run(serve(cfg))
+
+
+if __name__ == "__main__":
+    main()

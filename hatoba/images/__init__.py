@@ -1,0 +1,1 @@
+"""Images: references, image records and tags, import, base-image bootstrap."""

@@ -1,0 +1,370 @@
+"""Local images: records, tags, layers, and the Engine API views of them.
+
+An image is its config blob (its id is the config's sha256) plus the layers its
+`rootfs.diff_ids` name. Layer tars are kept uncompressed in the content store under their
+diff id and unpacked once per chain id by the snapshotter; images sharing a layer share it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import IO, Any
+
+from hatoba.db import Database
+from hatoba.errors import Conflict, InvalidParameter, NotFound
+from hatoba.images import reference
+from hatoba.storage.content import ContentStore
+from hatoba.storage.snapshots import Snapshotter, chain_ids
+
+_EPOCH_ZERO = "0001-01-01T00:00:00Z"
+
+
+def rfc3339(ts: float) -> str:
+    t = time.gmtime(ts)
+    ns = int(round((ts - int(ts)) * 1e9))
+    frac = f".{ns:09d}".rstrip("0").rstrip(".") if ns else ""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + frac + "Z"
+
+
+def parse_rfc3339(s: str | None) -> float:
+    if not s or s.startswith("0001-01-01"):
+        return 0.0
+    from datetime import datetime
+
+    main, _, rest = s.partition(".")
+    frac, tz = "", "Z"
+    if rest:
+        i = 0
+        while i < len(rest) and rest[i].isdigit():
+            i += 1
+        frac, tz = rest[:i], rest[i:]
+    else:
+        for sep in ("Z", "+", "-"):
+            j = main.find(sep, 10)
+            if j > 0:
+                main, tz = main[:j], main[j:]
+                break
+    tz = "+00:00" if tz in ("Z", "") else tz
+    dt = datetime.fromisoformat(main + tz)
+    return dt.timestamp() + (float("0." + frac) if frac else 0.0)
+
+
+class Image:
+    """One image record (config parsed, plus bookkeeping)."""
+
+    __slots__ = ("id", "config", "size", "last_tag_time")
+
+    def __init__(self, id: str, config: dict, size: int, last_tag_time: str = _EPOCH_ZERO):
+        self.id = id
+        self.config = config
+        self.size = size
+        self.last_tag_time = last_tag_time
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return list(self.config.get("rootfs", {}).get("diff_ids") or [])
+
+    @property
+    def created(self) -> float:
+        return parse_rfc3339(self.config.get("created"))
+
+    def doc(self) -> dict:
+        return {"id": self.id, "size": self.size, "last_tag_time": self.last_tag_time}
+
+
+class ImageStore:
+    """Images, tags and layers on disk and in the metadata DB."""
+
+    def __init__(self, db: Database, content: ContentStore, snapshots: Snapshotter):
+        self.db = db
+        self.content = content
+        self.snapshots = snapshots
+        self._lock = threading.RLock()
+        self.images: dict[str, Image] = {}
+        self.tags: dict[str, str] = {}
+        for doc in db.all("images"):
+            try:
+                cfg = json.loads(content.read(doc["id"]))
+            except OSError:
+                continue
+            self.images[doc["id"]] = Image(doc["id"], cfg, doc.get("size", 0), doc.get("last_tag_time", _EPOCH_ZERO))
+        for ref, iid in db.rows("SELECT ref, image_id FROM tags"):
+            if iid in self.images:
+                self.tags[ref] = iid
+
+    # ---- lookup -------------------------------------------------------------------------------
+
+    def get(self, name: str) -> Image:
+        """Resolve a tag, a full or short id; NotFound with Docker's text otherwise."""
+        img = self.lookup(name)
+        if img is None:
+            raise NotFound(f"No such image: {name}")
+        return img
+
+    def lookup(self, name: str) -> Image | None:
+        with self._lock:
+            if name.startswith("sha256:") and name in self.images:
+                return self.images[name]
+            hexpart = name[7:] if name.startswith("sha256:") else name
+            if len(hexpart) == 64 and ("sha256:" + hexpart) in self.images:
+                return self.images["sha256:" + hexpart]
+            try:
+                ref = reference.parse(name)
+            except InvalidParameter:
+                ref = None
+            if ref is not None and not ref.digest:
+                iid = self.tags.get(ref.familiar())
+                if iid:
+                    return self.images[iid]
+            if 1 <= len(hexpart) < 64 and all(c in "0123456789abcdef" for c in hexpart):
+                found = [i for i in self.images if i[7:].startswith(hexpart)]
+                if len(found) == 1:
+                    return self.images[found[0]]
+            return None
+
+    def tags_of(self, iid: str) -> list[str]:
+        with self._lock:
+            return sorted(r for r, i in self.tags.items() if i == iid)
+
+    # ---- writing ------------------------------------------------------------------------------
+
+    def add_layer(self, fileobj: IO[bytes]) -> str:
+        """Store a layer tar (plain or gzip) and unpack it; returns its diff id."""
+        digest, _ = self.content.ingest(_decompressed(fileobj))
+        return digest
+
+    def ensure_layers(self, diff_ids: list[str]) -> list[str]:
+        """Unpack every layer of a chain that is not unpacked yet; returns the chain ids."""
+        chains = chain_ids(diff_ids)
+        parent = None
+        for diff_id, chain in zip(diff_ids, chains, strict=True):
+            if not self.snapshots.has_layer(chain):
+                with self.content.open(diff_id) as f:
+                    self.snapshots.add_layer(chain, parent, f)
+            parent = chain
+        return chains
+
+    def create(self, config: dict, tag: str | None = None) -> Image:
+        """Record an image from its config (its layers must be in the content store)."""
+        raw = json.dumps(config, separators=(",", ":")).encode()
+        iid = "sha256:" + hashlib.sha256(raw).hexdigest()
+        diff_ids = config.get("rootfs", {}).get("diff_ids") or []
+        self.ensure_layers(diff_ids)
+        self.content.put_bytes(raw)
+        size = sum(self.content.size(d) for d in diff_ids)
+        with self._lock:
+            img = self.images.get(iid)
+            if img is None:
+                img = Image(iid, config, size)
+                with self.db.tx() as c:
+                    c.execute("INSERT OR REPLACE INTO images (id, doc) VALUES (?,?)", (iid, json.dumps(img.doc())))
+                self.images[iid] = img
+        if tag:
+            self.tag(iid, tag)
+        return img
+
+    def tag(self, name: str, ref: str) -> str:
+        img = self.get(name)
+        r = reference.parse(ref)
+        if r.digest:
+            raise InvalidParameter("refusing to create a tag with a digest reference")
+        fam = r.familiar()
+        with self._lock:
+            img.last_tag_time = rfc3339(time.time())
+            with self.db.tx() as c:
+                c.execute("INSERT OR REPLACE INTO tags (ref, image_id) VALUES (?,?)", (fam, img.id))
+                c.execute("UPDATE images SET doc=? WHERE id=?", (json.dumps(img.doc()), img.id))
+            self.tags[fam] = img.id
+        return fam
+
+    def delete(self, name: str, *, force: bool, users: Callable[[str], list[tuple[str, bool]]]) -> list[dict]:
+        """`docker rmi`: untag, or delete when no tag is left. users(id) → [(container id, running)]."""
+        img = self.get(name)
+        out: list[dict] = []
+        tags = self.tags_of(img.id)
+        by_ref = False
+        try:
+            r = reference.parse(name)
+            by_ref = not reference.is_id(name) and r.familiar() in self.tags
+        except InvalidParameter:
+            pass
+        using = users(img.id)
+        if by_ref and (len(tags) > 1 or force and not using):
+            fam = reference.parse(name).familiar()
+            if len(tags) > 1:
+                self._untag(fam)
+                return [{"Untagged": fam}]
+        if using:
+            cid, running = using[0]
+            if running or not force:
+                what = "running" if running else "stopped"
+                if by_ref and not running:
+                    raise Conflict(f"conflict: unable to remove repository reference \"{name}\" (must force) - container {cid[:12]} is using its referenced image {img.id[7:19]}")
+                raise Conflict(f"conflict: unable to delete {img.id[7:19]} (cannot be forced) - image is being used by {what} container {cid[:12]}" if running else
+                               f"conflict: unable to delete {img.id[7:19]} (must be forced) - image is being used by stopped container {cid[:12]}")
+        if not by_ref and len(tags) > 1 and not force:
+            raise Conflict(f"conflict: unable to delete {img.id[7:19]} (must be forced) - image is referenced in multiple repositories")
+        for t in tags:
+            self._untag(t)
+            out.append({"Untagged": t})
+        self._remove(img)
+        out.append({"Deleted": img.id})
+        return out
+
+    def _untag(self, fam: str) -> None:
+        with self._lock:
+            with self.db.tx() as c:
+                c.execute("DELETE FROM tags WHERE ref=?", (fam,))
+            self.tags.pop(fam, None)
+
+    def _remove(self, img: Image) -> None:
+        with self._lock:
+            with self.db.tx() as c:
+                c.execute("DELETE FROM images WHERE id=?", (img.id,))
+            del self.images[img.id]
+            self.content.delete(img.id)
+            self.gc_layers()
+
+    def gc_layers(self) -> None:
+        """Drop unpacked layers and layer blobs no image refers to any more."""
+        with self._lock:
+            keep_chains: set[str] = set()
+            keep_blobs: set[str] = set(self.images)
+            for img in self.images.values():
+                keep_chains.update(chain_ids(img.diff_ids))
+                keep_blobs.update(img.diff_ids)
+            for chain in list(self.snapshots.layers()):
+                if chain not in keep_chains:
+                    self.snapshots.remove_layer(chain)
+            for d in list(self.content.list()):
+                if d not in keep_blobs:
+                    self.content.delete(d)
+
+    def layer_dirs(self, img: Image) -> list[str]:
+        """Unpacked layer directories, bottom first."""
+        return [self.snapshots.layer_path(c) for c in self.ensure_layers(img.diff_ids)]
+
+    # ---- API views ----------------------------------------------------------------------------
+
+    def summary(self, img: Image, containers: int = -1) -> dict[str, Any]:
+        cfg = img.config.get("config") or {}
+        return {
+            "Containers": containers, "Created": int(img.created), "Id": img.id,
+            "Labels": cfg.get("Labels") or None, "ParentId": "", "RepoDigests": None,
+            "RepoTags": self.tags_of(img.id) or None, "SharedSize": -1, "Size": img.size, "VirtualSize": img.size,
+        }
+
+    def inspect(self, img: Image) -> dict[str, Any]:
+        c = img.config
+        dirs = [self.snapshots.layer_path(x) for x in chain_ids(img.diff_ids)]
+        return {
+            "Id": img.id, "RepoTags": self.tags_of(img.id), "RepoDigests": [], "Parent": "",
+            "Comment": c.get("comment", ""), "Created": c.get("created", _EPOCH_ZERO),
+            "Container": c.get("container", ""), "ContainerConfig": _config_view(c.get("container_config") or {}),
+            "DockerVersion": c.get("docker_version", ""), "Author": c.get("author", ""),
+            "Config": _config_view(c.get("config") or {}), "Architecture": c.get("architecture", "amd64"),
+            "Os": c.get("os", "linux"), "Size": img.size, "VirtualSize": img.size,
+            "GraphDriver": {"Data": {"LowerDir": ":".join(reversed(dirs[:-1])) or None,
+                                     "MergedDir": None, "UpperDir": dirs[-1] if dirs else None, "WorkDir": None},
+                            "Name": "overlay2"},
+            "RootFS": {"Type": "layers", "Layers": img.diff_ids},
+            "Metadata": {"LastTagTime": img.last_tag_time},
+        }
+
+    def history(self, img: Image) -> list[dict[str, Any]]:
+        hist = img.config.get("history") or []
+        diffs = img.diff_ids
+        out = []
+        li = 0
+        for h in hist:
+            empty = h.get("empty_layer", False)
+            size = 0
+            if not empty and li < len(diffs):
+                size = self.content.size(diffs[li]) if self.content.has(diffs[li]) else 0
+                li += 1
+            out.append({"Comment": h.get("comment", ""), "Created": int(parse_rfc3339(h.get("created"))),
+                        "CreatedBy": h.get("created_by", ""), "Id": "<missing>", "Size": size, "Tags": None})
+        out.reverse()
+        if out:
+            out[0]["Id"] = img.id
+            out[0]["Tags"] = self.tags_of(img.id) or None
+        return out
+
+
+def _config_view(cfg: dict) -> dict:
+    keys = ["Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "Tty",
+            "OpenStdin", "StdinOnce", "Env", "Cmd", "Image", "Volumes", "WorkingDir", "Entrypoint",
+            "OnBuild", "Labels"]
+    defaults: dict[str, Any] = {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False,
+                                "AttachStdout": False, "AttachStderr": False, "Tty": False, "OpenStdin": False,
+                                "StdinOnce": False, "Env": None, "Cmd": None, "Image": "", "Volumes": None,
+                                "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None}
+    out = {k: cfg.get(k, defaults[k]) for k in keys}
+    for k in ("ExposedPorts", "StopSignal", "Healthcheck", "ArgsEscaped", "Shell"):
+        if k in cfg:
+            out[k] = cfg[k]
+    return out
+
+
+class _Decompress:
+    """A file-like that yields the uncompressed bytes of a plain or gzip stream."""
+
+    def __init__(self, f: IO[bytes]):
+        head = f.read(2)
+        if head == b"\x1f\x8b":
+            self._f: IO[bytes] = gzip.GzipFile(fileobj=_Prefixed(head, f))  # type: ignore[assignment]
+        else:
+            self._f = _Prefixed(head, f)  # type: ignore[assignment]
+
+    def read(self, n: int = -1) -> bytes:
+        return self._f.read(n)
+
+
+class _Prefixed:
+    def __init__(self, prefix: bytes, f: IO[bytes]):
+        self._p = prefix
+        self._f = f
+
+    def read(self, n: int = -1) -> bytes:
+        if self._p:
+            if n < 0:
+                data = self._p + self._f.read()
+                self._p = b""
+                return data
+            data, self._p = self._p[:n], self._p[n:]
+            if len(data) < n:
+                data += self._f.read(n - len(data))
+            return data
+        return self._f.read(n)
+
+
+def _decompressed(f: IO[bytes]) -> Iterable[bytes]:
+    d = _Decompress(f)
+    while True:
+        chunk = d.read(1 << 20)
+        if not chunk:
+            return
+        yield chunk
+
+
+def default_config(diff_ids: list[str], *, cmd: list[str] | None, env: list[str] | None = None,
+                   created: str | None = None, created_by: str = "", comment: str = "",
+                   extra: dict | None = None) -> dict:
+    """A minimal OCI/Docker image config for a rootfs made of the given layers."""
+    created = created or rfc3339(time.time())
+    cfg: dict[str, Any] = {"Env": env or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                           "Cmd": cmd}
+    if extra:
+        cfg.update(extra)
+    return {
+        "architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine),
+        "os": "linux", "created": created, "config": cfg,
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created": created, "created_by": created_by, **({"comment": comment} if comment else {})}],
+    }

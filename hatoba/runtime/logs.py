@@ -1,0 +1,480 @@
+"""Docker-style container logs synthesised from conmon's k8s-file log.
+
+conmon (``-l k8s-file:<path>``) writes one record per line::
+
+    <RFC3339Nano local time with ±hh:mm> <stdout|stderr> <F|P> <bytes>\\n
+
+``F`` closes a line (its payload is the line without the ``\\n``); ``P`` is a partial chunk
+(no newline yet, or a line longer than conmon's 8 KiB buffer) and conmon appends a ``\\n`` of its
+own after it.  Partial chunks are joined until the next ``F`` of the same stream.  TTY output keeps
+its ``\\r``.
+
+This module turns those files into :class:`LogRecord` objects (one complete output line each),
+filters them the way ``docker logs`` does (tail, since, until, stream selection), follows a live
+file across rotations, and produces the 8-byte multiplexed framing of Docker's attach/logs API.
+Rotation (``max-size``/``max-file``) is done by the daemon: :func:`rotate` shifts the files and the
+caller then asks conmon to reopen its log (``Runtime.reopen_log``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import re
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+
+__all__ = [
+    "LogRecord",
+    "complete_size",
+    "follow",
+    "format_timestamp",
+    "frame",
+    "parse_line",
+    "parse_size",
+    "parse_timestamp",
+    "read_records",
+    "rotate",
+    "rotated_paths",
+    "select",
+]
+
+_NS = 1_000_000_000
+_READ_CHUNK = 1 << 16
+
+
+@dataclass(slots=True)
+class LogRecord:
+    """One complete line of container output.
+
+    ``data`` includes the trailing ``\\n``; only the very last output of a container that ended
+    without a newline (or a line still being written) has none.
+    """
+
+    time_ns: int
+    stream: str  # "stdout" or "stderr"
+    data: bytes
+
+
+# --------------------------------------------------------------------------- timestamps
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+@functools.lru_cache(maxsize=256)
+def _seconds(prefix: bytes, offset: bytes) -> int:
+    """Epoch seconds of ``YYYY-MM-DDTHH:MM:SS`` at UTC offset ``Z``/``±hh:mm`` (cached per second)."""
+    date, _, clock = prefix.partition(b"T")
+    y, mo, d = date.split(b"-")
+    hh, mm, ss = clock.split(b":")
+    secs = _days_from_civil(int(y), int(mo), int(d)) * 86400 + int(hh) * 3600 + int(mm) * 60 + int(ss)
+    if offset in (b"Z", b"z", b""):
+        return secs
+    sign = -1 if offset[:1] == b"-" else 1
+    oh, _, om = offset[1:].partition(b":")
+    return secs - sign * (int(oh) * 3600 + int(om or b"0") * 60)
+
+
+_TS_RE = re.compile(rb"^(\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9})\d*)?(Z|z|[+-]\d\d(?::?\d\d)?)$")
+
+
+def parse_timestamp(ts: bytes | str) -> int:
+    """Parse an RFC 3339 timestamp (optional fraction, ``Z`` or ``±hh:mm``) into epoch nanoseconds."""
+    raw = ts.encode() if isinstance(ts, str) else ts
+    m = _TS_RE.match(raw)
+    if m is None:
+        raise ValueError(f"invalid RFC 3339 timestamp: {raw!r}")
+    prefix, frac, offset = m.groups()
+    if len(offset) == 5:  # +hhmm
+        offset = offset[:3] + b":" + offset[3:]
+    elif len(offset) == 3:  # +hh
+        offset = offset + b":00"
+    nanos = int(frac.ljust(9, b"0")) if frac else 0
+    return _seconds(prefix, offset) * _NS + nanos
+
+
+def format_timestamp(time_ns: int) -> str:
+    """Docker's RFC3339Nano in UTC: ``2026-11-22T09:40:26.053358883Z`` (trailing zeros trimmed, like Go)."""
+    secs, nanos = divmod(time_ns, _NS)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    if nanos:
+        return f"{base}.{nanos:09d}".rstrip("0") + "Z"
+    return base + "Z"
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_line(line: bytes) -> tuple[int, str, bool, bytes]:
+    """Parse one k8s-file record into ``(time_ns, stream, partial, payload)``.
+
+    A trailing ``\\n`` (the record terminator) is removed; the payload of an ``F`` record is the
+    output line without its newline, the payload of a ``P`` record is the raw chunk.
+    Raises ``ValueError`` on a malformed record.
+    """
+    if line.endswith(b"\n"):
+        line = line[:-1]
+    sp1 = line.find(b" ")
+    if sp1 < 0:
+        raise ValueError(f"malformed log record: {line[:80]!r}")
+    sp2 = line.find(b" ", sp1 + 1)
+    if sp2 < 0:
+        raise ValueError(f"malformed log record: {line[:80]!r}")
+    stream = line[sp1 + 1 : sp2]
+    if stream == b"stdout":
+        stream_s = "stdout"
+    elif stream == b"stderr":
+        stream_s = "stderr"
+    else:
+        raise ValueError(f"unknown log stream {stream!r}")
+    tag = line[sp2 + 1 : sp2 + 2]
+    if tag == b"F":
+        partial = False
+    elif tag == b"P":
+        partial = True
+    else:
+        raise ValueError(f"unknown log tag {tag!r}")
+    rest = line[sp2 + 2 :]
+    if rest[:1] == b" ":
+        payload = rest[1:]
+    elif rest:
+        raise ValueError(f"malformed log record: {line[:80]!r}")
+    else:
+        payload = b""
+    return parse_timestamp(line[:sp1]), stream_s, partial, payload
+
+
+class _Joiner:
+    """Joins ``P`` chunks until the next ``F`` record of the same stream."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        # stream -> (time of the first chunk, chunks)
+        self.pending: dict[str, tuple[int, list[bytes]]] = {}
+
+    def feed(self, line: bytes) -> LogRecord | None:
+        try:
+            ts, stream, partial, payload = parse_line(line)
+        except ValueError:
+            return None  # garbage (e.g. a torn write or a truncated file); skip it
+        pend = self.pending.get(stream)
+        if partial:
+            if pend is None:
+                self.pending[stream] = (ts, [payload])
+            else:
+                pend[1].append(payload)
+            return None
+        if pend is not None:
+            del self.pending[stream]
+            pend[1].append(payload)
+            pend[1].append(b"\n")
+            return LogRecord(pend[0], stream, b"".join(pend[1]))
+        return LogRecord(ts, stream, payload + b"\n")
+
+    def flush(self) -> list[LogRecord]:
+        """Emit unterminated partial lines (output that ended without a newline)."""
+        out = [LogRecord(ts, stream, b"".join(chunks)) for stream, (ts, chunks) in self.pending.items()]
+        self.pending.clear()
+        out.sort(key=lambda r: r.time_ns)
+        return out
+
+
+def _iter_lines(path: str, limit: int | None) -> Iterator[bytes]:
+    """Complete (newline-terminated) lines of a file, up to ``limit`` bytes."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        remaining = limit
+        buf = b""
+        while True:
+            want = _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
+            if want <= 0:
+                break
+            chunk = f.read(want)
+            if not chunk:
+                break
+            if remaining is not None:
+                remaining -= len(chunk)
+            buf += chunk
+            end = buf.rfind(b"\n")
+            if end < 0:
+                continue
+            yield from buf[: end + 1].splitlines(keepends=True)
+            buf = buf[end + 1 :]
+        # An unterminated tail is a record still being written: leave it for follow().
+
+
+def read_records(paths: list[str], *, limit: int | None = None) -> Iterator[LogRecord]:
+    """Records of the given files, oldest first (pass ``log.N … log.1, log``).
+
+    ``limit`` caps how many bytes of the *last* file are read (use :func:`complete_size` and hand
+    the same offset to :func:`follow` so nothing is duplicated or lost).  Missing files are
+    skipped; a line still being written (no newline yet) is not returned.  Partial records are
+    joined across file boundaries; an unterminated partial line at the very end is returned
+    without a newline.
+    """
+    joiner = _Joiner()
+    for i, path in enumerate(paths):
+        lim = limit if i == len(paths) - 1 else None
+        for line in _iter_lines(path, lim):
+            rec = joiner.feed(line)
+            if rec is not None:
+                yield rec
+    yield from joiner.flush()
+
+
+def complete_size(path: str) -> int:
+    """Offset just past the last complete record of ``path`` (0 if the file is missing)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 0
+    try:
+        size = os.fstat(fd).st_size
+        pos = size
+        while pos > 0:
+            start = max(0, pos - _READ_CHUNK)
+            chunk = os.pread(fd, pos - start, start)
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                return start + nl + 1
+            pos = start
+        return 0
+    finally:
+        os.close(fd)
+
+
+def select(
+    records: Iterable[LogRecord],
+    *,
+    stdout: bool,
+    stderr: bool,
+    since_ns: int = 0,
+    until_ns: int = 0,
+    tail: int | None = None,
+) -> list[LogRecord]:
+    """Filter records like ``docker logs``.
+
+    As in Docker's file loggers the tail is taken over all records first, then ``since``
+    (inclusive) and ``until`` (inclusive) are applied, then the stream selection.
+    ``tail=None`` means all records, ``tail=0`` none.  ``since_ns``/``until_ns`` of 0 mean unset.
+    """
+    if tail is not None and tail <= 0:
+        return []
+    if tail is not None:
+        recs: Iterable[LogRecord] = deque(records, maxlen=tail)
+    else:
+        recs = records
+    out: list[LogRecord] = []
+    for r in recs:
+        if since_ns and r.time_ns < since_ns:
+            continue
+        if until_ns and r.time_ns > until_ns:
+            continue
+        if r.stream == "stdout":
+            if not stdout:
+                continue
+        elif not stderr:
+            continue
+        out.append(r)
+    return out
+
+
+# --------------------------------------------------------------------------- follow
+
+
+def _is_done(stop: asyncio.Event | asyncio.Future) -> bool:
+    return stop.is_set() if isinstance(stop, asyncio.Event) else stop.done()
+
+
+async def follow(
+    path: str,
+    start_offset: int,
+    *,
+    stop: asyncio.Event | asyncio.Future,
+    poll_min: float = 0.01,
+    poll_max: float = 0.1,
+) -> AsyncIterator[LogRecord]:
+    """``tail -f`` on a k8s-file log: yield records appended after ``start_offset``.
+
+    Follows rotation (a new inode at ``path``: the old file is drained first, then the new one
+    is read from 0) and truncation (size below the read position: restart at 0).  Ends once
+    ``stop`` is set/done *and* everything written so far has been read; a trailing partial
+    line is then flushed without newline.  Polls with short adaptive sleeps, woken early by
+    ``stop``.
+    """
+    joiner = _Joiner()
+    buf = b""
+    pos = start_offset
+    fd: int | None = None
+    ino: tuple[int, int] | None = None
+
+    def open_current() -> bool:
+        nonlocal fd, ino
+        try:
+            nfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        st = os.fstat(nfd)
+        fd, ino = nfd, (st.st_dev, st.st_ino)
+        return True
+
+    def drain(out: list[LogRecord]) -> None:
+        nonlocal pos, buf
+        assert fd is not None
+        while True:
+            chunk = os.pread(fd, _READ_CHUNK, pos)
+            if not chunk:
+                return
+            pos += len(chunk)
+            buf += chunk
+            end = buf.rfind(b"\n")
+            if end >= 0:
+                for line in buf[: end + 1].splitlines(keepends=True):
+                    rec = joiner.feed(line)
+                    if rec is not None:
+                        out.append(rec)
+                buf = buf[end + 1 :]
+
+    def poll() -> list[LogRecord]:
+        nonlocal fd, pos, buf
+        out: list[LogRecord] = []
+        if fd is None and not open_current():
+            return out
+        while True:
+            drain(out)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                return out  # between rename and reopen: conmon still writes the old inode
+            if (st.st_dev, st.st_ino) != ino:
+                # Rotated: conmon reopened, so the old inode is final.  Drain it once more.
+                drain(out)
+                assert fd is not None
+                os.close(fd)
+                fd, pos, buf = None, 0, b""
+                if not open_current():
+                    return out
+                continue
+            if st.st_size < pos:  # truncated in place
+                pos, buf = 0, b""
+                continue
+            return out
+
+    delay = poll_min
+    own_waiter = isinstance(stop, asyncio.Event)
+    waiter: asyncio.Future = asyncio.ensure_future(stop.wait()) if isinstance(stop, asyncio.Event) else stop
+    try:
+        while True:
+            finishing = _is_done(stop)
+            recs = poll()
+            for r in recs:
+                yield r
+            if finishing:
+                break
+            if recs:
+                delay = poll_min
+            await asyncio.wait({waiter}, timeout=delay)
+            delay = min(delay * 2, poll_max)
+        if buf:  # an unterminated record at the very end: parse what there is
+            rec = joiner.feed(buf)
+            if rec is not None:
+                yield rec
+        for r in joiner.flush():
+            yield r
+    finally:
+        if fd is not None:
+            os.close(fd)
+        if own_waiter and not waiter.done():
+            waiter.cancel()
+
+
+# --------------------------------------------------------------------------- framing, rotation, sizes
+
+
+def frame(stream: str, data: bytes) -> bytes:
+    """Docker's multiplexed stream frame: ``[1|2, 0, 0, 0, len:uint32 BE] + data``."""
+    if stream == "stdout":
+        kind = 1
+    elif stream == "stderr":
+        kind = 2
+    elif stream == "stdin":
+        kind = 0
+    else:
+        raise ValueError(f"unknown stream {stream!r}")
+    return bytes((kind, 0, 0, 0)) + len(data).to_bytes(4, "big") + data
+
+
+def rotated_paths(log_path: str) -> list[str]:
+    """Existing files of a rotated log, oldest first: ``log.N … log.1, log``."""
+    d, base = os.path.split(log_path)
+    nums: list[int] = []
+    try:
+        names = os.listdir(d or ".")
+    except FileNotFoundError:
+        return []
+    prefix = base + "."
+    for name in names:
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            nums.append(int(name[len(prefix) :]))
+    out = [f"{log_path}.{n}" for n in sorted(nums, reverse=True)]
+    if base in names:
+        out.append(log_path)
+    return out
+
+
+def rotate(log_path: str, max_files: int) -> None:
+    """Shift ``log.(n-1)`` → ``log.n`` … ``log`` → ``log.1``, keeping at most ``max_files`` files.
+
+    conmon keeps writing to the renamed inode (now ``log.1``) until the caller sends the
+    reopen-log control message, so no line is lost.  With ``max_files <= 1`` the current file is
+    simply removed (Docker's max-file=1 keeps no history).
+    """
+    if max_files <= 1:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(log_path)
+        return
+    # Drop files beyond the new limit (the limit may have been lowered).
+    for p in rotated_paths(log_path):
+        suffix = p[len(log_path) + 1 :]
+        if suffix.isdigit() and int(suffix) >= max_files - 1:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+    for n in range(max_files - 1, 1, -1):
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(f"{log_path}.{n - 1}", f"{log_path}.{n}")
+    with contextlib.suppress(FileNotFoundError):
+        os.rename(log_path, f"{log_path}.1")
+
+
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def parse_size(s: str) -> int:
+    """Docker's ``RAMInBytes``: ``"100"``, ``"1k"``, ``"10m"``, ``"1.5g"``, ``"10MiB"`` (1024-based)."""
+    m = _SIZE_RE.match(s.strip())
+    if m is None:
+        raise ValueError(f"invalid size: {s!r}")
+    num, unit = m.groups()
+    try:
+        value = float(num)
+    except ValueError:
+        raise ValueError(f"invalid size: {s!r}") from None
+    mult = _UNITS[unit.lower()] if unit else 1
+    return int(value * mult)
