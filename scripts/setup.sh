@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Idempotent setup on Debian 12, as root: system packages, a venv in .venv, hatoba installed into it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(runc conmon busybox-static procps python3-venv)
+need=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+"$PY" -c 'import sys; assert sys.version_info >= (3, 11), "hatoba needs Python >= 3.11"'
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.hatoba-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c 'import hatoba, aiohttp, docker, pytest' 2>/dev/null; then
+  echo "setup: installing hatoba and its Python dependencies into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  echo "$want" > "$stamp"
+fi
