@@ -168,13 +168,7 @@ async def resize(request: web.Request) -> web.StreamResponse:
 # ---- logs -----------------------------------------------------------------------------------------
 
 def _log_paths(eng: Any, c: Any) -> list[str]:
-    base = eng.containers.log_path(c)
-    rotated = []
-    n = 1
-    while os.path.exists(f"{base}.{n}"):
-        rotated.append(f"{base}.{n}")
-        n += 1
-    return list(reversed(rotated)) + [base]
+    return logs.rotated_paths(eng.containers.log_path(c))
 
 
 def _read_logs(eng: Any, c: Any, *, stdout: bool, stderr: bool, since_ns: int = 0, until_ns: int = 0,
@@ -237,7 +231,7 @@ async def top(request: web.Request) -> web.StreamResponse:
     c = eng.containers.get(_id(request))
     if not c.running:
         raise Conflict(f"Container {c.id} is not running")
-    pids = set(await eng.runtime.ps(c.id))
+    pids = set(await eng.containers.rt(c).ps(c.id))
     args = shlex.split(request.query.get("ps_args") or "-ef")
     proc = await asyncio.create_subprocess_exec("ps", *args, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
@@ -263,8 +257,24 @@ async def top(request: web.Request) -> web.StreamResponse:
 async def changes(request: web.Request) -> web.StreamResponse:
     eng = _eng(request)
     c = eng.containers.get(_id(request))
-    out = eng.containers.snapshots.changes(c.id)
+    out = _hide_mountpoints(eng.containers.snapshots.changes(c.id))
     return json_response([{"Path": p, "Kind": k} for p, k in out] or None)
+
+
+# Bind-mount targets the runtime creates in the rootfs; dockerd keeps them in an "init" layer, so
+# they (and a parent directory changed only by them) never show up in `docker diff`.
+_MOUNTPOINTS = {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/.dockerenv"}
+
+
+def _hide_mountpoints(out: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    hidden = [p for p, k in out if p in _MOUNTPOINTS and k == layers.CHANGE_ADD]
+    if not hidden:
+        return out
+    keep = [(p, k) for p, k in out if p not in hidden]
+    for parent in {os.path.dirname(p) for p in hidden}:
+        if not any(p.startswith(parent + "/") for p, _ in keep):
+            keep = [(p, k) for p, k in keep if not (p == parent and k == layers.CHANGE_MODIFY)]
+    return keep
 
 
 @contextlib.asynccontextmanager

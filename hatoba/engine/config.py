@@ -22,7 +22,7 @@ class DaemonConfig:
     tlscert: str = ""
     tlskey: str = ""
     runtimes: dict[str, str] = field(default_factory=dict)
-    default_runtime: str = "runc"
+    default_runtime: str = field(default_factory=lambda: _default_runtime())
     conmon: str = "/usr/bin/conmon"
     cgroup_parent: str = "/hatoba"
     log_opts: dict[str, str] = field(default_factory=dict)
@@ -40,6 +40,15 @@ class DaemonConfig:
 
     def resolved_pidfile(self) -> str:
         return self.pidfile or os.path.join(self.exec_root, "hatobad.pid")
+
+
+def _default_runtime() -> str:
+    """runc; crun where cgroup v2 is unified (crun refuses v1/hybrid hosts) and installed."""
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        for d in ("/usr/bin", "/usr/sbin", "/usr/local/bin"):
+            if os.access(os.path.join(d, "crun"), os.X_OK):
+                return "crun"
+    return "runc"
 
 
 _FILE_KEYS = {

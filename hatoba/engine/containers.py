@@ -22,7 +22,7 @@ from hatoba.engine import names
 from hatoba.engine.events import Events
 from hatoba.errors import Conflict, HatobaError, InvalidParameter, NotFound, NotModified
 from hatoba.images.store import ImageStore, rfc3339
-from hatoba.runtime import cgroups
+from hatoba.runtime import cgroups, logs
 from hatoba.runtime.conmon import OCIRuntimeError, Runtime
 from hatoba.runtime.spec import DEFAULT_PATH, build_spec
 from hatoba.runtime.users import UserError, resolve_user
@@ -143,11 +143,15 @@ class Containers:
 
     def __init__(self, *, db: Database, images: ImageStore, snapshots: Snapshotter, runtime: Runtime,
                  events: Events, data_root: str, exec_root: str, cgroup_parent: str,
-                 runtime_paths: dict[str, str] | None = None, log_opts: dict[str, str] | None = None):
+                 runtime_paths: dict[str, str] | None = None, log_opts: dict[str, str] | None = None,
+                 default_runtime: str = "runc"):
         self.db = db
         self.images = images
         self.snapshots = snapshots
-        self.runtime = runtime
+        self.runtime = runtime  # the default runtime's driver; rt(c) picks a container's own
+        self.default_runtime = default_runtime
+        self.runtime_paths = runtime_paths or {}
+        self._runtimes: dict[str, Runtime] = {}
         self.events = events
         self.data_root = data_root
         self.exec_root = exec_root
@@ -178,6 +182,21 @@ class Containers:
         if not parent.startswith("/"):
             parent = "/" + parent
         return f"{parent}/{c.id}"
+
+    def rt(self, c: Container) -> Runtime:
+        """The runtime driver of a container (`--runtime`); each runtime keeps its own state root."""
+        name = c.host_config.get("Runtime") or self.default_runtime
+        if name == self.default_runtime:
+            return self.runtime
+        r = self._runtimes.get(name)
+        if r is None:
+            path = self.runtime_paths.get(name) or shutil.which(name) or name
+            r = Runtime(runc=path, conmon=self.runtime.conmon, runc_root=os.path.join(self.exec_root, name))
+            self._runtimes[name] = r
+        return r
+
+    def valid_runtime(self, name: str) -> bool:
+        return name == self.default_runtime or name in self.runtime_paths or shutil.which(name) is not None
 
     # ---- lookup ---------------------------------------------------------------------------------
 
@@ -216,7 +235,11 @@ class Containers:
                     c.monitor = asyncio.ensure_future(self._monitor(c, pid))
                     continue
                 code = Runtime.read_exit_code(os.path.join(self.exec_root, "exits"), c.id)
-                await self._handle_exit(c, 137 if code is None else code)
+                try:  # it exited while no daemon watched: conmon wrote the exit file at that time
+                    finished = os.stat(os.path.join(self.exec_root, "exits", c.id)).st_mtime
+                except OSError:
+                    finished = None
+                await self._handle_exit(c, 137 if code is None else code, finished)
             policy = (c.host_config.get("RestartPolicy") or {}).get("Name", "no")
             if not c.running and c.id in self.by_id and (
                     policy == "always" or (policy == "unless-stopped" and not c.manual_stop)) and c.has_been_started:
@@ -267,6 +290,26 @@ class Containers:
         mode = host_config.get("NetworkMode")
         if mode not in ("default", "bridge", "none", "host") and not str(mode).startswith("container:"):
             raise NotFound(f"network {mode} not found")
+        runtime_name = host_config.get("Runtime") or self.default_runtime
+        if not self.valid_runtime(runtime_name):
+            raise InvalidParameter(f"unknown or invalid runtime name: {runtime_name}")
+        host_config["Runtime"] = runtime_name
+        log_cfg = host_config.get("LogConfig") or {}
+        if (log_cfg.get("Type") or "json-file") not in ("json-file", "local", "k8s-file"):
+            raise InvalidParameter(f"logging driver {log_cfg.get('Type')!r} is not supported (json-file only)")
+        log_opts = {**self.log_opts, **(log_cfg.get("Config") or {})}
+        try:
+            if log_opts.get("max-size"):
+                logs.parse_size(log_opts["max-size"])
+            if log_opts.get("max-file") and int(log_opts["max-file"]) < 1:
+                raise ValueError
+        except ValueError:
+            raise InvalidParameter(f"invalid log options: {log_opts}") from None
+        host_config["LogConfig"] = {"Type": "json-file", "Config": log_opts}
+        warnings: list[str] = []
+        if host_config.get("PortBindings") or host_config.get("PublishAllPorts"):
+            warnings.append("Published ports are discarded: port publishing needs the bridge network, which this "
+                            "hatoba does not have yet.")
         config = self._merge_config(body, img.config.get("config") or {}, image_name)
         entry = list(config.get("Entrypoint") or [])
         cmd = list(config.get("Cmd") or [])
@@ -286,7 +329,7 @@ class Containers:
         self.by_name[name] = cid
         self._save(c)
         self.events.emit("container", "create", cid, c.event_attrs())
-        return c, []
+        return c, warnings
 
     def _merge_config(self, body: dict, image_cfg: dict, image_name: str) -> dict:
         cfg: dict[str, Any] = {k: body.get(k) for k in CONFIG_KEYS if k in body}
@@ -368,7 +411,7 @@ class Containers:
             json.dump(spec, f)
         log_path = self.log_path(c)
         try:
-            created = await self.runtime.create(
+            created = await self.rt(c).create(
                 c.id, bundle, tty=c.tty, stdin=bool(c.config.get("OpenStdin")), log_path=log_path,
                 exit_dir=os.path.join(self.exec_root, "exits"), persist_dir=self.persist_dir(c))
         except OCIRuntimeError as e:
@@ -394,9 +437,9 @@ class Containers:
                 sess.fail()
         c.pending_attach.clear()
         try:
-            await self.runtime.start(c.id)
+            await self.rt(c).start(c.id)
         except OCIRuntimeError as e:
-            await self.runtime.delete(c.id, force=True)
+            await self.rt(c).delete(c.id, force=True)
             self.snapshots.unmount(c.id)
             c.state.update({"ExitCode": 128, "Error": e.message})
             self._save(c)
@@ -491,17 +534,17 @@ class Containers:
                 return
             await self._handle_exit(c, code)
 
-    async def _handle_exit(self, c: Container, code: int) -> None:
+    async def _handle_exit(self, c: Container, code: int, finished: float | None = None) -> None:
         oom = Runtime.oom_killed(self.persist_dir(c)) or (code == 137 and cgroups.oom_killed(self.cgroups_path(c)))
         try:
-            await self.runtime.delete(c.id, force=True)
+            await self.rt(c).delete(c.id, force=True)
         except OCIRuntimeError as e:
             log.warning("runc delete %s: %s", c.id[:12], e.message)
         with contextlib.suppress(OSError):
             cgroups.remove_cgroup(self.cgroups_path(c))
         self.snapshots.unmount(c.id)
         c.state.update({"Status": "exited", "Running": False, "Paused": False, "Restarting": False, "Pid": 0,
-                        "ExitCode": code, "OOMKilled": oom, "FinishedAt": rfc3339(time.time())})
+                        "ExitCode": code, "OOMKilled": oom, "FinishedAt": rfc3339(finished or time.time())})
         c.conmon_pid = 0
         self._save(c)
         if oom:
@@ -593,7 +636,7 @@ class Containers:
     async def _signal(self, c: Container, sig: int) -> None:
         self.events.emit("container", "kill", c.id, c.event_attrs(signal=sig))
         try:
-            await self.runtime.kill(c.id, sig, all_procs=(sig == _signal.SIGKILL))
+            await self.rt(c).kill(c.id, sig, all_procs=(sig == _signal.SIGKILL))
         except OCIRuntimeError as e:
             if "not running" not in e.message and "does not exist" not in e.message:
                 raise HatobaError(f"Cannot kill container: {c.id}: {e.message}") from None
@@ -605,7 +648,7 @@ class Containers:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
         if c.state.get("Paused") and signum == _signal.SIGKILL:
             await self._signal(c, signum)
-            await self.runtime.resume(c.id)
+            await self.rt(c).resume(c.id)
         else:
             await self._signal(c, signum)
         if signum == _signal.SIGKILL:
@@ -626,7 +669,7 @@ class Containers:
             raise Conflict(f"Container {c.id} is not running")
         if c.state.get("Paused"):
             raise Conflict(f"Container {c.id} is already paused")
-        await self.runtime.pause(c.id)
+        await self.rt(c).pause(c.id)
         c.state.update({"Paused": True, "Status": "paused"})
         self._save(c)
         self.events.emit("container", "pause", c.id, c.event_attrs())
@@ -635,7 +678,7 @@ class Containers:
         c = self.get(ref)
         if not c.state.get("Paused"):
             raise Conflict(f"Container {c.id} is not paused")
-        await self.runtime.resume(c.id)
+        await self.rt(c).resume(c.id)
         c.state.update({"Paused": False, "Status": "running"})
         self._save(c)
         self.events.emit("container", "unpause", c.id, c.event_attrs())
@@ -660,7 +703,7 @@ class Containers:
                 await self._signal(c, _signal.SIGKILL)
                 if c.state.get("Paused"):
                     with contextlib.suppress(OCIRuntimeError):
-                        await self.runtime.resume(c.id)
+                        await self.rt(c).resume(c.id)
                 await self.wait_exit(c, 10)
         except BaseException:
             c.removing = False
@@ -710,7 +753,7 @@ class Containers:
         changes = {k: body[k] for k in keys if body.get(k) not in (None, 0, "")}
         if c.running and changes:
             try:
-                await self.runtime.update(c.id, resources_for_update(changes))
+                await self.rt(c).update(c.id, resources_for_update(changes))
             except OCIRuntimeError as e:
                 raise HatobaError(f"Cannot update container {c.id}: {e.message}") from None
         c.host_config.update(changes)
@@ -740,6 +783,31 @@ class Containers:
             await self.remove(c.id)
             deleted.append(c.id)
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    # ---- log rotation ---------------------------------------------------------------------------
+
+    async def rotate_logs_forever(self, interval: float = 1.0) -> None:
+        """json-file's max-size/max-file: conmon writes the log, this rotates it when it grows too big."""
+        while True:
+            await asyncio.sleep(interval)
+            for c in list(self.by_id.values()):
+                if c.running:
+                    self.rotate_log_if_needed(c)
+
+    def rotate_log_if_needed(self, c: Container) -> bool:
+        opts = (c.host_config.get("LogConfig") or {}).get("Config") or {}
+        if not opts.get("max-size"):
+            return False
+        try:
+            limit = logs.parse_size(opts["max-size"])
+            size = os.stat(self.log_path(c)).st_size
+        except (OSError, ValueError):
+            return False
+        if size < limit:
+            return False
+        logs.rotate(self.log_path(c), max(1, int(opts.get("max-file") or 1)))
+        self.rt(c).reopen_log(self.bundle(c))
+        return True
 
     # ---- waiting --------------------------------------------------------------------------------
 

@@ -65,7 +65,8 @@ class Engine:
         self.containers = Containers(db=self.db, images=self.images, snapshots=self.snapshots,
                                      runtime=self.runtime, events=self.events, data_root=config.data_root,
                                      exec_root=config.exec_root, cgroup_parent=config.cgroup_parent,
-                                     log_opts=config.log_opts)
+                                     log_opts=config.log_opts, default_runtime=config.default_runtime,
+                                     runtime_paths=config.runtimes)
         self.execs = Execs(self.containers)
 
 
@@ -107,6 +108,7 @@ async def serve(cfg: DaemonConfig) -> None:
     _check_pidfile(cfg.resolved_pidfile())
     engine = Engine(cfg)
     await engine.containers.restore()
+    rotator = asyncio.ensure_future(engine.containers.rotate_logs_forever())
     app = make_app(engine)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1)
     await runner.setup()
@@ -147,6 +149,7 @@ async def serve(cfg: DaemonConfig) -> None:
         loop.add_signal_handler(s, stop.set)
     await stop.wait()
     log.info("hatobad shutting down; containers keep running")
+    rotator.cancel()
     await runner.cleanup()
     for host in cfg.hosts:
         u = urlparse(host if "://" in host else "unix://" + host)

@@ -12,6 +12,7 @@ from hatoba.engine.attach import AttachSession, ClientStream
 from hatoba.engine.containers import Container, Containers
 from hatoba.errors import Conflict, HatobaError, NotFound
 from hatoba.runtime.conmon import ExecProcess, OCIRuntimeError
+from hatoba.runtime.logs import frame
 from hatoba.runtime.users import UserError, resolve_user
 
 
@@ -106,13 +107,13 @@ class Execs:
         use_tty = bool(b.get("Tty")) if tty is None else tty
         stdin = bool(b.get("AttachStdin")) and not detach
         try:
-            proc = await self.containers.runtime.exec(c.id, exec_dir, self._process(e), tty=use_tty, stdin=stdin)
+            proc = await self.containers.rt(c).exec(c.id, exec_dir, self._process(e), tty=use_tty, stdin=stdin)
         except OCIRuntimeError as err:
             e.exit_code = 126 if "permission denied" in err.message else 127
             shutil.rmtree(exec_dir, ignore_errors=True)
             if client is not None:
                 msg = f"OCI runtime exec failed: {err.message}: unknown\r\n".encode()
-                client.write(msg)
+                client.write(msg if use_tty else frame("stdout", msg))  # dockerd frames it as stdout
                 client.close()
                 e.done.set_result(None)
                 return

@@ -100,3 +100,70 @@ def test_errors(daemon):
         assert p.returncode == 1 and b"You cannot remove a running container" in p.stderr
     finally:
         daemon.hatoba("rm", "-f", "dup")
+
+
+def _cgroup_file(daemon, cid: str, ctrl: str, name: str) -> str:
+    with open(f"/sys/fs/cgroup/{ctrl}{daemon.cgroup_parent}/{cid}/{name}") as f:
+        return f.read().strip()
+
+
+def test_resources_applied_and_updated(daemon):
+    cid = daemon.hatoba("run", "-d", "--memory", "64m", "--cpus", "0.5", "--cpu-shares", "512",
+                        "--pids-limit", "50", "--cpuset-cpus", "0", "busybox", "sleep", "60",
+                        check=True).stdout.decode().strip()
+    try:
+        assert _cgroup_file(daemon, cid, "memory", "memory.limit_in_bytes") == str(64 * 1024 * 1024)
+        assert _cgroup_file(daemon, cid, "cpu", "cpu.cfs_quota_us") == "50000"
+        assert _cgroup_file(daemon, cid, "cpu", "cpu.shares") == "512"
+        assert _cgroup_file(daemon, cid, "pids", "pids.max") == "50"
+        assert _cgroup_file(daemon, cid, "cpuset", "cpuset.cpus") == "0"
+        p = daemon.hatoba("update", "--memory", "96m", "--memory-swap", "128m", "--pids-limit", "70", cid)
+        assert p.returncode == 0, p.stderr
+        assert _cgroup_file(daemon, cid, "memory", "memory.limit_in_bytes") == str(96 * 1024 * 1024)
+        assert _cgroup_file(daemon, cid, "pids", "pids.max") == "70"
+        out = daemon.hatoba("inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", cid).stdout
+        assert out == f"{96 * 1024 * 1024} 70\n".encode()
+    finally:
+        daemon.hatoba("rm", "-f", cid)
+
+
+def test_log_rotation(daemon):
+    cid = daemon.hatoba("run", "-d", "--log-opt", "max-size=2k", "--log-opt", "max-file=2", "busybox", "sh", "-c",
+                        "i=0; while [ $i -lt 400 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); "
+                        "sleep 0.01; done; sleep 30", check=True).stdout.decode().strip()
+    try:
+        log = f"{daemon.data_root}/containers/{cid}/container.log"
+        deadline = time.time() + 20
+        while time.time() < deadline and not daemon.hatoba("logs", cid).stdout.endswith(b"line-399-" + b"x" * 31 + b"\n"):
+            time.sleep(0.2)
+        import os
+
+        assert os.path.exists(log + ".1"), "the log was never rotated"
+        assert not os.path.exists(log + ".2"), "max-file=2 keeps one rotated file"
+        lines = daemon.hatoba("logs", cid).stdout.decode().splitlines()
+        assert lines[-1].startswith("line-399-")
+        assert "line-0-" + "x" * 31 not in lines, "old lines must have been rotated away"
+        nums = [int(x.split("-")[1]) for x in lines]
+        assert nums == list(range(nums[0], 400)), "the kept lines are contiguous"
+    finally:
+        daemon.hatoba("rm", "-f", cid)
+
+
+def test_unknown_runtime_and_bad_log_opts(daemon):
+    p = daemon.hatoba("run", "--rm", "--runtime", "nosuchruntime", "busybox", "true")
+    assert p.returncode == 125
+    assert b"unknown or invalid runtime name: nosuchruntime" in p.stderr
+    p = daemon.hatoba("run", "--rm", "--log-opt", "max-size=abc", "busybox", "true")
+    assert p.returncode == 125 and b"invalid log options" in p.stderr
+
+
+def test_user_workdir_env_hostname(daemon):
+    p = daemon.hatoba("run", "--rm", "-u", "nobody", "-w", "/tmp", "-e", "FOO=bar", "--hostname", "myhost",
+                      "busybox", "sh", "-c", "id -u; pwd; echo $FOO; hostname; cat /etc/hostname")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"65534\n/tmp\nbar\nmyhost\nmyhost\n"
+    p = daemon.hatoba("run", "--rm", "busybox", "sh", "-c", "hostname; echo $PATH; grep CapEff /proc/self/status")
+    out = p.stdout.decode().splitlines()
+    assert re.fullmatch(r"[0-9a-f]{12}", out[0])
+    assert out[1] == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    assert out[2].split()[1] == "00000000a80425fb"
