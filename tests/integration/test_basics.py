@@ -167,3 +167,90 @@ def test_user_workdir_env_hostname(daemon):
     assert re.fullmatch(r"[0-9a-f]{12}", out[0])
     assert out[1] == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     assert out[2].split()[1] == "00000000a80425fb"
+
+
+def test_images_import_tag_history_rmi(daemon, tmp_path):
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in (("etc/motd", b"imported!\n"), ("bin/busybox", open("/bin/busybox", "rb").read())):
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode = len(data), 0o755
+            tf.addfile(ti, io.BytesIO(data))
+        ti = tarfile.TarInfo("bin/sh")
+        ti.type, ti.linkname = tarfile.SYMTYPE, "busybox"
+        tf.addfile(ti)
+    src = tmp_path / "rootfs.tar"
+    src.write_bytes(buf.getvalue())
+    p = daemon.hatoba("import", "-c", 'CMD ["sh", "-c", "cat /etc/motd"]', "-m", "from a test", str(src), "imptest:v1")
+    assert p.returncode == 0, p.stderr
+    iid = p.stdout.decode().strip()
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", iid)
+    assert daemon.hatoba("run", "--rm", "imptest:v1").stdout == b"imported!\n"
+    assert daemon.hatoba("tag", "imptest:v1", "imptest:latest").returncode == 0
+    ids = daemon.hatoba("images", "-q", "imptest").stdout.decode().split()
+    assert ids == [iid[7:19], iid[7:19]]
+    hist = daemon.hatoba("history", "imptest:v1").stdout.decode().splitlines()
+    assert hist[0].split()[:3] == ["IMAGE", "CREATED", "CREATED"] and "from a test" in hist[1]
+    cid = daemon.hatoba("create", "imptest:v1", check=True).stdout.decode().strip()
+    try:
+        p = daemon.hatoba("rmi", iid[7:19])
+        assert p.returncode == 1 and b"conflict: unable to delete" in p.stderr
+    finally:
+        daemon.hatoba("rm", cid, check=True)
+    p = daemon.hatoba("rmi", "imptest:latest")
+    assert p.stdout == b"Untagged: imptest:latest\n"
+    p = daemon.hatoba("rmi", "imptest:v1")
+    assert p.stdout.decode().splitlines() == ["Untagged: imptest:v1", f"Deleted: {iid}"]
+    assert daemon.hatoba("image", "inspect", iid).returncode == 1
+
+
+def test_events_bounded(daemon):
+    since = str(int(time.time()) - 1)
+    daemon.hatoba("run", "--rm", "--name", "evtest", "busybox", "true", check=True)
+    until = str(int(time.time()) + 1)
+    p = daemon.hatoba("events", "--since", since, "--until", until, "--filter", "container=evtest",
+                      "--format", "{{.Action}} {{.Actor.Attributes.name}}")
+    assert p.returncode == 0, p.stderr
+    actions = [line.split()[0] for line in p.stdout.decode().splitlines()]
+    assert actions == ["create", "attach", "start", "die", "destroy"], actions
+
+
+def test_export_diff_cp(daemon, tmp_path):
+    daemon.hatoba("run", "--name", "fsops", "busybox", "sh", "-c",
+                  "echo new > /tmp/added; rm /etc/group; echo x >> /etc/passwd", check=True)
+    try:
+        diff = daemon.hatoba("diff", "fsops").stdout.decode().splitlines()
+        assert "A /tmp/added" in diff and "D /etc/group" in diff and "C /etc/passwd" in diff and "C /etc" in diff
+        out = tmp_path / "added"
+        assert daemon.hatoba("cp", "fsops:/tmp/added", str(out)).returncode == 0
+        assert out.read_text() == "new\n"
+        (tmp_path / "in.txt").write_text("to the container\n")
+        assert daemon.hatoba("cp", str(tmp_path / "in.txt"), "fsops:/tmp/").returncode == 0
+        exp = daemon.hatoba("export", "fsops").stdout
+        import io
+        import tarfile
+
+        names = tarfile.open(fileobj=io.BytesIO(exp)).getnames()
+        assert "bin/busybox" in names and "tmp/in.txt" in names and "etc/group" not in names
+    finally:
+        daemon.hatoba("rm", "fsops")
+
+
+def test_daemon_refuses_public_tcp_without_tls(daemon, tmp_path):
+    import subprocess
+
+    from conftest import HATOBAD
+
+    p = subprocess.run([HATOBAD, "-H", "tcp://0.0.0.0:23750", "--data-root", str(tmp_path / "d"),
+                        "--exec-root", str(tmp_path / "r"), "--config-file", "/nonexistent"],
+                       capture_output=True, timeout=30)
+    assert p.returncode != 0
+    assert b"refusing to listen on tcp://0.0.0.0:23750 without --tlsverify" in p.stderr
+    bad = tmp_path / "daemon.json"
+    bad.write_text('{"no-such-option": 1}')
+    p = subprocess.run([HATOBAD, "--config-file", str(bad), "--data-root", str(tmp_path / "d")],
+                       capture_output=True, timeout=30)
+    assert p.returncode != 0 and b"no-such-option" in p.stderr
