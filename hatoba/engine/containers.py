@@ -18,14 +18,14 @@ import time
 from typing import Any
 
 from hatoba.db import Database
-from hatoba.engine import names
+from hatoba.engine import mounts, names
 from hatoba.engine.events import Events
 from hatoba.errors import Conflict, HatobaError, InvalidParameter, NotFound, NotModified
 from hatoba.images.store import ImageStore, rfc3339
 from hatoba.runtime import cgroups, logs
 from hatoba.runtime.conmon import OCIRuntimeError, Runtime
 from hatoba.runtime.spec import DEFAULT_PATH, build_spec
-from hatoba.runtime.users import UserError, resolve_user
+from hatoba.runtime.users import UserError, resolve_user, secure_join
 from hatoba.storage.snapshots import Snapshotter, chain_ids
 
 log = logging.getLogger("hatoba.engine")
@@ -234,6 +234,9 @@ class Containers:
                     c.conmon_pid = pid
                     c.monitor = asyncio.ensure_future(self._monitor(c, pid))
                     continue
+                if not c.running:  # it was waiting out its restart back-off: that exit is handled already
+                    c.restarting_task = asyncio.ensure_future(self._restart_later(c, 0))
+                    continue
                 code = Runtime.read_exit_code(os.path.join(self.exec_root, "exits"), c.id)
                 try:  # it exited while no daemon watched: conmon wrote the exit file at that time
                     finished = os.stat(os.path.join(self.exec_root, "exits", c.id)).st_mtime
@@ -307,6 +310,12 @@ class Containers:
             raise InvalidParameter(f"invalid log options: {log_opts}") from None
         host_config["LogConfig"] = {"Type": "json-file", "Config": log_opts}
         warnings: list[str] = []
+        mounts.parse(host_config)  # refuse bad binds now, not at start
+        anon = [v for v in (body.get("Volumes") or {}) if not any(
+            b.split(":")[1:2] == [v] for b in host_config.get("Binds") or [])]
+        if anon:
+            warnings.append(f"Anonymous volumes are not supported yet; {', '.join(sorted(anon))} stay in the "
+                            "container's own filesystem.")
         if host_config.get("PortBindings") or host_config.get("PublishAllPorts"):
             warnings.append("Published ports are discarded: port publishing needs the bridge network, which this "
                             "hatoba does not have yet.")
@@ -483,10 +492,12 @@ class Containers:
             if not other.running:
                 raise Conflict(f"cannot join network of a non running container: {other.id}")
             netns = f"/proc/{other.state['Pid']}/ns/net"
-        extra = self._etc_mounts(c, mode)
+        binds = mounts.parse(hc)
+        mounts.prepare_sources(binds)
+        extra = self._etc_mounts(c, mode) + [m.oci() for m in binds]
         cwd = cfg.get("WorkingDir") or "/"
         if cwd != "/":
-            target = os.path.join(rootfs, cwd.lstrip("/"))
+            target = secure_join(rootfs, cwd)  # resolved inside the rootfs: image symlinks cannot lead out
             if not os.path.lexists(target):
                 os.makedirs(target, exist_ok=True)
                 os.chown(target, user.uid, user.gid)
@@ -646,6 +657,9 @@ class Containers:
         signum = parse_signal(sig)
         if not c.running:
             raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+        if signum in (_signal.SIGKILL, parse_signal(c.config.get("StopSignal") or "TERM", _signal.SIGTERM)):
+            c.manual_stop = True  # as dockerd: a kill is a manual stop, the restart policy does not apply
+            self._save(c)
         if c.state.get("Paused") and signum == _signal.SIGKILL:
             await self._signal(c, signum)
             await self.rt(c).resume(c.id)

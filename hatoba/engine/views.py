@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hatoba.engine.containers import Container, Containers
-from hatoba.errors import InvalidParameter
+from hatoba.errors import HatobaError, InvalidParameter
 from hatoba.images.store import parse_rfc3339
 
 
@@ -38,12 +38,21 @@ def inspect(mgr: Containers, c: Container, size: bool = False) -> dict[str, Any]
         "HostConfig": c.host_config,
         "GraphDriver": {"Data": {"LowerDir": ":".join(lowers), "MergedDir": up.rsplit("/", 1)[0] + "/merged",
                                  "UpperDir": up, "WorkDir": up.rsplit("/", 1)[0] + "/work"}, "Name": "overlay2"},
-        "Mounts": [], "Config": c.config, "NetworkSettings": _network_settings(c, True),
+        "Mounts": _mounts(c), "Config": c.config, "NetworkSettings": _network_settings(c, True),
     }
     if size:
         out["SizeRw"] = mgr.snapshots.upper_size(c.id)
         out["SizeRootFs"] = out["SizeRw"] + mgr.images.images[c.image_id].size if c.image_id in mgr.images.images else 0
     return out
+
+
+def _mounts(c: Container) -> list[dict[str, Any]]:
+    from hatoba.engine import mounts
+
+    try:
+        return [m.inspect() for m in mounts.parse(c.host_config)]
+    except HatobaError:
+        return []
 
 
 def command_string(c: Container) -> str:
@@ -95,7 +104,7 @@ def summary(mgr: Containers, c: Container, now: float, size: bool = False) -> di
         "Command": command_string(c), "Created": int(parse_rfc3339(c.created)), "Ports": [],
         "Labels": c.config.get("Labels") or {}, "State": state_name(c), "Status": _status_text(c, now),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode", "default")},
-        "NetworkSettings": _network_settings(c, False), "Mounts": [],
+        "NetworkSettings": _network_settings(c, False), "Mounts": _mounts(c),
     }
     if size:
         out["SizeRw"] = mgr.snapshots.upper_size(c.id)

@@ -254,3 +254,19 @@ def test_daemon_refuses_public_tcp_without_tls(daemon, tmp_path):
     p = subprocess.run([HATOBAD, "--config-file", str(bad), "--data-root", str(tmp_path / "d")],
                        capture_output=True, timeout=30)
     assert p.returncode != 0 and b"no-such-option" in p.stderr
+
+
+def test_bind_mounts(daemon, tmp_path):
+    (tmp_path / "hello.txt").write_text("from the host\n")
+    out = tmp_path / "out"
+    p = daemon.hatoba("run", "--rm", "-v", f"{tmp_path}:/bind:ro", "-v", f"{out}:/out",
+                      "--mount", "type=tmpfs,target=/scratch", "busybox", "sh", "-c",
+                      "cat /bind/hello.txt; echo written > /out/f; touch /bind/x 2>/dev/null || echo ro; "
+                      "grep -c ' /scratch tmpfs' /proc/mounts")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"from the host\nro\n1\n"
+    assert (out / "f").read_text() == "written\n"
+    p = daemon.hatoba("run", "--rm", "-v", "somevolume:/data", "busybox", "true")
+    assert p.returncode == 125 and b'named volume "somevolume" is not supported yet' in p.stderr
+    p = daemon.hatoba("run", "--rm", "--mount", f"type=bind,source={tmp_path}/missing,target=/m", "busybox", "true")
+    assert p.returncode == 125 and b"bind source path does not exist" in p.stderr

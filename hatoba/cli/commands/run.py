@@ -167,6 +167,33 @@ def _ulimits(specs: list[str]) -> list[dict]:
     return out
 
 
+def _mount_flag(spec: str) -> dict[str, Any]:
+    """`--mount type=bind,source=/a,target=/b,readonly` → a HostConfig.Mounts entry."""
+    m: dict[str, Any] = {"Type": "volume"}
+    for part in spec.split(","):
+        k, eq, v = part.partition("=")
+        k = k.strip().lower()
+        if k == "type":
+            m["Type"] = v
+        elif k in ("source", "src"):
+            m["Source"] = v
+        elif k in ("target", "destination", "dst"):
+            m["Target"] = v
+        elif k in ("readonly", "ro"):
+            m["ReadOnly"] = (not eq) or v.lower() in ("1", "true")
+        elif k == "bind-propagation":
+            m.setdefault("BindOptions", {})["Propagation"] = v
+        elif k == "tmpfs-size":
+            from hatoba.cli.units import parse_ram
+            m.setdefault("TmpfsOptions", {})["SizeBytes"] = parse_ram(v)
+        elif k == "tmpfs-mode":
+            m.setdefault("TmpfsOptions", {})["Mode"] = int(v, 8)
+        else:
+            raise StatusError(125, f"hatoba: invalid argument \"{spec}\" for \"--mount\" flag: "
+                                   f"unexpected key '{k}' in '{part}'\nSee 'hatoba run --help'.")
+    return m
+
+
 def build_body(values: dict, args: list[str]) -> dict[str, Any]:
     image, cmd = args[0], args[1:]
     labels: dict[str, str] = {}
@@ -231,6 +258,7 @@ def build_body(values: dict, args: list[str]) -> dict[str, Any]:
         "OomKillDisable": bool(values.get("oom_kill_disable")), "PidsLimit": values.get("pids_limit"),
         "Ulimits": _ulimits(values.get("ulimit") or []), "Tmpfs": tmpfs or None, "Sysctls": sysctls or None,
         "Init": True if values.get("init") else None,
+        "Mounts": [_mount_flag(m) for m in values.get("mount") or []] or None,
     }
     if values.get("runtime"):
         hc["Runtime"] = values["runtime"]
