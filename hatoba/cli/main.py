@@ -92,6 +92,18 @@ def main(argv: list[str] | None = None) -> None:
             return
         elif a in ("-D", "--debug"):
             continue
+        elif a in ("--tls", "--tlsverify"):
+            os.environ["HATOBA_TLS_VERIFY"] = "1" if a == "--tlsverify" else os.environ.get("HATOBA_TLS_VERIFY", "")
+            if a == "--tls":
+                os.environ.setdefault("HATOBA_HOST_TLS", "1")
+        elif a.split("=", 1)[0] in ("--tlscacert", "--tlscert", "--tlskey"):
+            name, eq, val = a.partition("=")
+            if not eq:
+                if not args:
+                    sys.stderr.write(f"flag needs an argument: {name}\n")
+                    sys.exit(125)
+                val = args.pop(0)
+            os.environ["HATOBA_TLS_" + name[5:].upper()] = val
         else:
             sys.stderr.write(f"unknown flag: {a}\nSee 'hatoba --help'.\n")
             sys.exit(125)

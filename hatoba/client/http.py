@@ -84,13 +84,33 @@ class Client:
 
     # ---- plumbing ---------------------------------------------------------------------------------
 
+    def _tls(self):  # type: ignore[no-untyped-def]
+        """An SSL context when TLS is asked for (DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, or https://)."""
+        verify = os.environ.get("HATOBA_TLS_VERIFY") or os.environ.get("DOCKER_TLS_VERIFY")
+        if self._scheme != "https" and not verify and not os.environ.get("HATOBA_HOST_TLS"):
+            return None
+        import ssl
+
+        certs = os.environ.get("DOCKER_CERT_PATH") or os.path.expanduser("~/.docker")
+        ca = os.environ.get("HATOBA_TLS_CACERT") or os.path.join(certs, "ca.pem")
+        cert = os.environ.get("HATOBA_TLS_CERT") or os.path.join(certs, "cert.pem")
+        key = os.environ.get("HATOBA_TLS_KEY") or os.path.join(certs, "key.pem")
+        ctx = ssl.create_default_context(cafile=ca if os.path.exists(ca) else None)
+        if not verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if os.path.exists(cert) and os.path.exists(key):
+            ctx.load_cert_chain(cert, key)
+        return ctx
+
     def _new_conn(self) -> http.client.HTTPConnection:
         if self._scheme == "unix":
             return _UnixConnection(self._path, self.timeout)
+        ctx = self._tls()
+        if ctx is not None:
+            return http.client.HTTPSConnection(*self._netloc, timeout=self.timeout, context=ctx)
         if self._scheme in ("tcp", "http"):
             return http.client.HTTPConnection(*self._netloc, timeout=self.timeout)
-        if self._scheme == "https":
-            return http.client.HTTPSConnection(*self._netloc, timeout=self.timeout)
         raise ConnectError(f"unsupported host: {self.host}")
 
     def _raw_socket(self) -> socket.socket:
@@ -104,7 +124,9 @@ class Client:
                                    "Is the hatoba daemon running?") from e
             return s
         try:
-            return socket.create_connection(self._netloc)
+            s = socket.create_connection(self._netloc)
+            ctx = self._tls()
+            return ctx.wrap_socket(s, server_hostname=self._netloc[0]) if ctx is not None else s
         except OSError as e:
             raise ConnectError(f"Cannot connect to the hatoba daemon at {self.host}. "
                                "Is the hatoba daemon running?") from e

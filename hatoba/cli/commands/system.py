@@ -201,6 +201,10 @@ def cmd_version(argv: list[str]) -> int:
     if tmpl is None:
         _write(format_version(data))
     else:
+        # templates name Go struct fields: APIVersion (JSON ApiVersion), DefaultAPIVersion, MinAPIVersion
+        for part in (data["Client"], data["Server"] or {}):
+            if "ApiVersion" in part:
+                part["APIVersion"] = part["ApiVersion"]
         _write(go_tabwrite(_execute(tmpl, data), 20, 1) + "\n")
     if failure is not None:
         raise failure
