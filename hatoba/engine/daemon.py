@@ -79,10 +79,12 @@ def _check_pidfile(path: str) -> None:
     if pid and pid != os.getpid():
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read()
+                argv = f.read().split(b"\0")
         except OSError:
-            cmd = b""
-        if b"hatobad" in cmd or b"hatoba.engine.daemon" in cmd:
+            argv = []
+        # a hatobad is `hatobad ...`, `python .../hatobad ...` or `python -m hatoba.engine.daemon ...`;
+        # after a crash the pid may belong to anything else now (even `tail -f hatobad.log`)
+        if any(os.path.basename(a) == b"hatobad" for a in argv[:2]) or b"hatoba.engine.daemon" in argv[1:3]:
             raise SystemExit(f"hatobad: pid file found, ensure hatobad is not running or delete {path}")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
