@@ -131,6 +131,11 @@ async def attach(request: web.Request) -> web.StreamResponse:
     stream, with_logs = qbool(request, "stream"), qbool(request, "logs")
     conn = _upgrade_or_raw(request)
     eng.events.emit("container", "attach", c.id, c.event_attrs())
+    if with_logs or c.running:
+        # Let the client parse the 101 before stream bytes follow: docker-py reads the response head
+        # through a buffered file, then the raw socket, and loses bytes that arrived with the head.
+        # (dockerd's log-driver read leaves such a gap in practice.)
+        await asyncio.sleep(0.02)
     if with_logs:
         for r in _read_logs(eng, c, stdout=stdout, stderr=stderr)[0]:
             conn.write(r.data if c.tty else logs.frame(r.stream, r.data))
@@ -161,7 +166,7 @@ async def resize(request: web.Request) -> web.StreamResponse:
     if not c.running:
         raise Conflict(f"Container {c.id} is not running")
     if c.tty:
-        eng.runtime.resize(eng.containers.bundle(c), h, w)
+        await eng.runtime.resize_async(eng.containers.bundle(c), h, w)
     return web.Response(status=200, headers={"Content-Type": "text/plain; charset=utf-8"})
 
 
@@ -452,7 +457,7 @@ async def exec_inspect(request: web.Request) -> web.StreamResponse:
 
 
 async def exec_resize(request: web.Request) -> web.StreamResponse:
-    _eng(request).execs.resize(_id(request), qint(request, "h", 0) or 0, qint(request, "w", 0) or 0)
+    await _eng(request).execs.resize(_id(request), qint(request, "h", 0) or 0, qint(request, "w", 0) or 0)
     return web.Response(status=200, headers={"Content-Type": "text/plain; charset=utf-8"})
 
 

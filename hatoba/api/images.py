@@ -52,7 +52,17 @@ async def list_(request: web.Request) -> web.StreamResponse:
 
 async def inspect(request: web.Request) -> web.StreamResponse:
     eng = _eng(request)
-    return json_response(eng.images.inspect(eng.images.get(_name(request))))
+    name = _name(request)
+    try:
+        img = eng.images.get(name)
+    except NotFound:
+        # dockerd's LookupImage wraps the store's error: "no such image: x: No such image: x:latest"
+        try:
+            full = name if reference.is_id(name) or name.startswith("sha256:") else reference.familiar(name)
+        except InvalidParameter:
+            full = name
+        raise NotFound(f"no such image: {name}: No such image: {full}") from None
+    return json_response(eng.images.inspect(img))
 
 
 async def history(request: web.Request) -> web.StreamResponse:

@@ -422,7 +422,9 @@ class Containers:
         try:
             created = await self.rt(c).create(
                 c.id, bundle, tty=c.tty, stdin=bool(c.config.get("OpenStdin")), log_path=log_path,
-                exit_dir=os.path.join(self.exec_root, "exits"), persist_dir=self.persist_dir(c))
+                exit_dir=os.path.join(self.exec_root, "exits"), persist_dir=self.persist_dir(c),
+                # like dockerd: only a non-TTY StdinOnce container loses stdin when its attach ends
+                leave_stdin_open=c.tty or not c.config.get("StdinOnce"))
         except OCIRuntimeError as e:
             self.snapshots.unmount(c.id)
             msg = e.message
@@ -744,13 +746,14 @@ class Containers:
         if not new:
             raise InvalidParameter("Neither old nor new names may be empty")
         if not names.valid_name(new):
-            raise InvalidParameter(f"Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+            raise InvalidParameter(f"Error when allocating new name: Invalid container name ({new}), only "
+                                   "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         if new == c.name:
             raise InvalidParameter("Renaming a container with the same name as its current name")
         if new in self.by_name:
-            raise Conflict(f'Conflict. The container name "/{new}" is already in use by container '
-                           f'"{self.by_name[new]}". You have to remove (or rename) that container to be able to '
-                           "reuse that name.")
+            raise Conflict(f'Error when allocating new name: Conflict. The container name "/{new}" is already in '
+                           f'use by container "{self.by_name[new]}". You have to remove (or rename) that container '
+                           "to be able to reuse that name.")
         old = c.name
         del self.by_name[old]
         c.name = new

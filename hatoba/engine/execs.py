@@ -146,11 +146,16 @@ class Execs:
             e.done.set_result(None)
         shutil.rmtree(exec_dir, ignore_errors=True)
 
-    def resize(self, eid: str, h: int, w: int) -> None:
+    async def resize(self, eid: str, h: int, w: int) -> None:
         e = self.get(eid)
+        # like dockerd, wait (up to 10 s) for the exec to start: the CLI resizes right after /start
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while e.proc is None and e.exit_code is None and loop.time() < deadline:
+            await asyncio.sleep(0.02)
         if e.proc is None:
             raise Conflict(f"Exec {eid} is not running")
-        e.proc.resize(h, w)
+        await e.proc.resize_async(h, w)
 
     def forget_container(self, cid: str) -> None:
         for eid in [k for k, v in self.by_id.items() if v.container.id == cid]:

@@ -106,12 +106,14 @@ def parse_timestamp(ts: bytes | str) -> int:
 
 
 def format_timestamp(time_ns: int) -> str:
-    """Docker's RFC3339Nano in UTC: ``2026-11-22T09:40:26.053358883Z`` (trailing zeros trimmed, like Go)."""
+    """`logs -t` timestamps in UTC: ``2026-11-22T09:40:26.053358880Z``.
+
+    dockerd formats them with jsonmessage.RFC3339NanoFixed: always nine fraction digits (unlike Go's
+    RFC3339Nano, which trims trailing zeros), so the prefixes line up.
+    """
     secs, nanos = divmod(time_ns, _NS)
     base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    if nanos:
-        return f"{base}.{nanos:09d}".rstrip("0") + "Z"
-    return base + "Z"
+    return f"{base}.{nanos:09d}Z"
 
 
 # --------------------------------------------------------------------------- parsing

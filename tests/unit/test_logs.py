@@ -40,12 +40,13 @@ def test_parse_timestamp_offsets() -> None:
         logs.parse_timestamp("yesterday")
 
 
-def test_format_timestamp_trims_like_go() -> None:
+def test_format_timestamp_fixed_nanos() -> None:
+    # dockerd's logs use RFC3339NanoFixed: nine digits, trailing zeros kept
     assert logs.format_timestamp(T0_NS) == "2026-11-22T09:40:26.053358883Z"
-    assert logs.format_timestamp(T0_NS - 53358883 + 500_000_000) == "2026-11-22T09:40:26.5Z"
-    assert logs.format_timestamp(T0_NS - 53358883) == "2026-11-22T09:40:26Z"
-    assert logs.format_timestamp(T0_NS - 53358883 + 1000) == "2026-11-22T09:40:26.000001Z"
-    assert logs.format_timestamp(0) == "1970-01-01T00:00:00Z"
+    assert logs.format_timestamp(T0_NS - 53358883 + 500_000_000) == "2026-11-22T09:40:26.500000000Z"
+    assert logs.format_timestamp(T0_NS - 53358883) == "2026-11-22T09:40:26.000000000Z"
+    assert logs.format_timestamp(T0_NS - 53358883 + 1000) == "2026-11-22T09:40:26.000001000Z"
+    assert logs.format_timestamp(0) == "1970-01-01T00:00:00.000000000Z"
     # round trip
     for ns in (T0_NS, 1, 10**9, 1234567890123456789):
         assert logs.parse_timestamp(logs.format_timestamp(ns)) == ns
