@@ -27,12 +27,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import re
 import signal
 import socket
+import struct
 import subprocess
+import termios
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,6 +154,52 @@ def _write_ctl(path: str, line: str) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def _fifo_pending(path: str) -> int:
+    """Bytes written to a fifo that its reader has not read yet (0 if the fifo is gone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
+
+
+_ctl_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+
+async def _write_ctl_paced(directory: str, line: str, timeout: float = 0.5) -> None:
+    """Write a ctl line, then wait (up to ``timeout``) until conmon has read it and its winsz relay.
+
+    conmon 2.1.6 (fixed in 2.2.0) applies the *first* line of whatever one read() of its ctl or
+    winsz fifo returns, once per line: two resizes that reach it back to back (docker attach
+    sends h+1/w+1, then h/w) leave the stale first size.  One message in flight at a time avoids it.
+    """
+    lock, users = _ctl_locks.get(directory) or (asyncio.Lock(), 0)
+    _ctl_locks[directory] = (lock, users + 1)
+    try:
+        async with lock:
+            _write_ctl(os.path.join(directory, "ctl"), line)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            quiet = 0
+            while quiet < 2 and loop.time() < deadline:  # empty twice: conmon's relay write is done too
+                await asyncio.sleep(0.002)
+                busy = _fifo_pending(os.path.join(directory, "ctl")) or _fifo_pending(
+                    os.path.join(directory, "winsz")
+                )
+                quiet = 0 if busy else quiet + 1
+    finally:
+        lock, users = _ctl_locks[directory]
+        if users <= 1:
+            del _ctl_locks[directory]
+        else:
+            _ctl_locks[directory] = (lock, users - 1)
 
 
 def _read_int(path: str) -> int | None:
@@ -292,6 +341,10 @@ class ExecProcess:
         """Resize the exec session's TTY."""
         _write_ctl(os.path.join(self.exec_dir, "ctl"), f"1 {int(h)} {int(w)}\n")
 
+    async def resize_async(self, h: int, w: int) -> None:
+        """:meth:`resize`, one at a time, returning once conmon has taken it (see _write_ctl_paced)."""
+        await _write_ctl_paced(self.exec_dir, f"1 {int(h)} {int(w)}\n")
+
     def close(self) -> None:
         """Close the attach socket and the sync pipe (the process keeps running)."""
         if self.sock is not None:
@@ -411,8 +464,12 @@ class Runtime:
         exit_dir: str,
         persist_dir: str,
         exit_command: list[str] | None = None,
+        leave_stdin_open: bool = False,
     ) -> Created:
         """Run ``runc create`` under a new conmon; returns the container's init pid and conmon's pid.
+
+        With ``stdin``, conmon closes the container's stdin when any attach client goes away, unless
+        ``leave_stdin_open`` (then stdin outlives attach sessions and cannot be closed through them).
 
         Connect to the attach socket (:meth:`open_attach`) before :meth:`start` to see early output.
         Raises :class:`OCIRuntimeError` with runc's message if the container cannot be created;
@@ -441,6 +498,8 @@ class Runtime:
             argv.append("-t")
         if stdin:
             argv.append("-i")
+            if leave_stdin_open:
+                argv.append("--leave-stdin-open")
         if exit_command:
             argv += ["--exit-command", exit_command[0]]
             for arg in exit_command[1:]:
@@ -558,6 +617,10 @@ class Runtime:
     def resize(self, bundle: str, height: int, width: int) -> None:
         """Resize the container's TTY (no-op if conmon is gone)."""
         _write_ctl(os.path.join(bundle, "ctl"), f"1 {int(height)} {int(width)}\n")
+
+    async def resize_async(self, bundle: str, height: int, width: int) -> None:
+        """:meth:`resize`, one at a time, returning once conmon has taken it (see _write_ctl_paced)."""
+        await _write_ctl_paced(os.path.abspath(bundle), f"1 {int(height)} {int(width)}\n")
 
     def reopen_log(self, bundle: str) -> None:
         """Ask conmon to reopen its log file (after :func:`hatoba.runtime.logs.rotate`)."""
