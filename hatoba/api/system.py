@@ -27,10 +27,8 @@ from hatoba.errors import InvalidParameter
 async def ping(request: web.Request) -> web.StreamResponse:
     headers = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"}
     body = b"" if request.method == "HEAD" else b"OK"
-    resp = web.Response(body=body, headers=headers, content_type="text/plain", charset="utf-8")
-    if request.method == "HEAD":
-        resp.content_length = 0
-    return resp
+    # an empty body already gives Content-Length: 0 (aiohttp refuses an explicit content_length here)
+    return web.Response(body=body, headers=headers, content_type="text/plain", charset="utf-8")
 
 
 def _arch() -> str:

@@ -204,6 +204,8 @@ def bind_mount(src: str, dst: str, readonly: bool = False, recursive: bool = Fal
 
 def _unescape_mountinfo(field: str) -> str:
     # mountinfo escapes space, tab, newline and backslash as \ooo octal.
+    if "\\" not in field:  # the common case; the loop below costs ~20 us per mount, per scan
+        return field
     out = []
     i = 0
     while i < len(field):
