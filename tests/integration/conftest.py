@@ -1,8 +1,8 @@
 """Integration fixtures: a real hatobad on a private socket, data root, exec root and cgroup parent.
 
 `daemon` (session) starts hatobad and bootstraps busybox and hello-world once. The autouse
-`no_leaks` fixture fails any test that leaves containers, mounts, cgroups or conmon processes
-behind (and cleans them up so the next test starts clean).
+`no_leaks` fixture fails any test that leaves containers, mounts, cgroups, network namespaces or
+conmon processes behind (and cleans them up so the next test starts clean).
 """
 
 from __future__ import annotations
@@ -163,6 +163,16 @@ class Daemon:
                 out.add(int(pid))
         return out
 
+    def netns(self) -> set[str]:
+        """Named network namespaces of this daemon (bind mounts under /run/netns or its exec root)."""
+        out = set()
+        for d in ("/run/netns", os.path.join(self.exec_root, "netns")):
+            try:
+                out.update(os.path.join(d, n) for n in os.listdir(d) if "hatoba" in n or d != "/run/netns")
+            except OSError:
+                pass
+        return out
+
     def cgroups(self) -> set[str]:
         out = set()
         base = "/sys/fs/cgroup"
@@ -218,6 +228,7 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     if not d.ping():
         d.start()
     before = set(d.containers())
+    netns_before = d.netns()
     yield
     if not d.ping():
         d.start()
@@ -234,7 +245,8 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
         mounts = {m for m in d.mounts() if not any(r in m for r in running)}
         conmons = d.conmons()
         cgroups = {g for g in d.cgroups() if os.path.basename(g) not in running}
-        if not mounts and len(conmons) <= len(running) and not cgroups:
+        netns = d.netns() - netns_before
+        if not mounts and len(conmons) <= len(running) and not cgroups and not netns:
             break
         time.sleep(0.1)
     else:
@@ -244,5 +256,7 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
             problems.append(f"conmon processes left behind: {sorted(conmons)}")
         if cgroups:
             problems.append(f"cgroups left behind: {sorted(cgroups)}")
+        if netns:
+            problems.append(f"network namespaces left behind: {sorted(netns)}")
     if problems:
         pytest.fail("; ".join(problems) + "\n--- hatobad log tail ---\n" + d.log_tail(2000))
