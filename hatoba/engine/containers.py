@@ -243,9 +243,12 @@ class Containers:
                 except OSError:
                     finished = None
                 await self._handle_exit(c, 137 if code is None else code, finished)
-            policy = (c.host_config.get("RestartPolicy") or {}).get("Name", "no")
-            if not c.running and c.id in self.by_id and (
-                    policy == "always" or (policy == "unless-stopped" and not c.manual_stop)) and c.has_been_started:
+            rp = c.host_config.get("RestartPolicy") or {}
+            policy, maxc = rp.get("Name", "no"), int(rp.get("MaximumRetryCount") or 0)
+            on_failure = (policy == "on-failure" and not c.manual_stop and c.state.get("ExitCode", 0) != 0
+                          and (maxc == 0 or c.restart_count < maxc))
+            if (not c.running and not c.state.get("Restarting") and c.id in self.by_id and c.has_been_started
+                    and (policy == "always" or (policy == "unless-stopped" and not c.manual_stop) or on_failure)):
                 to_start.append(c)
         for c in to_start:
             try:

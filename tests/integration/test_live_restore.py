@@ -372,3 +372,21 @@ def test_pidfile(daemon):
         other.wait()
     with open(daemon.pidfile) as f:
         assert int(f.read()) == daemon.proc.pid
+
+
+def test_on_failure_restarted_at_daemon_start(daemon):
+    """dockerd's rule: at start it restarts an on-failure container that exited non-zero with retries left."""
+    daemon.hatoba("run", "--name", "onfail-boot", "busybox", "sh", "-c", "exit 1")
+    daemon.hatoba("run", "--name", "onfail-ok", "busybox", "true")
+    try:
+        for name in ("onfail-boot", "onfail-ok"):
+            p = daemon.hatoba("update", "--restart", "on-failure:1", name)
+            assert p.returncode == 0, p.stderr
+        started_before = _inspect(daemon, "onfail-boot")["State"]["StartedAt"]
+        _restart_daemon(daemon, "sigterm")
+        _wait_for(lambda: _inspect(daemon, "onfail-boot")["State"]["StartedAt"] != started_before, 10,
+                  "the on-failure container to be started again")
+        ok = _inspect(daemon, "onfail-ok")["State"]
+        assert ok["Status"] == "exited" and ok["ExitCode"] == 0, ok
+    finally:
+        _rm(daemon, "onfail-boot", "onfail-ok")
