@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(runc conmon busybox-static procps python3-venv)
+pkgs=(runc conmon busybox-static procps python3-venv mmdebstrap skopeo docker-registry apache2-utils openssl)
 need=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

@@ -110,15 +110,9 @@ async def create(request: web.Request) -> web.StreamResponse:
     eng = _eng(request)
     if request.query.get("fromSrc") is not None:
         return await _import(request, eng)
-    image = request.query.get("fromImage", "")
-    t = request.query.get("tag", "")
-    ref = reference.parse(f"{image}:{t}" if t and "@" not in image else image)
-    base = ref.repository.rsplit("/", 1)[-1]
-    hint = ""
-    if ref.domain == reference.DEFAULT_DOMAIN and base in bootstrap.RECIPES:
-        hint = f"; build it locally with: hatoba image bootstrap {base}"
-    raise HatobaError(f"pull access to {ref.full_repository} is not available: registry pulls are not "
-                      f"implemented in this hatoba yet{hint}")
+    from hatoba.api import distribution  # registry pulls: fromImage=
+
+    return await distribution.pull(request)
 
 
 async def _import(request: web.Request, eng: Any) -> web.StreamResponse:
@@ -140,6 +134,7 @@ async def _import(request: web.Request, eng: Any) -> web.StreamResponse:
         tmp.seek(0)
         diff_id = await asyncio.to_thread(eng.images.add_layer, tmp)
     cfg = default_config([diff_id], cmd=None, created_by="", comment=message or "Imported from -")
+    cfg["comment"] = message or "Imported from -"  # dockerd's import sets the image's Comment too
     cfg["config"] = changes.apply({"Env": None, "Cmd": None}, change_list)
     if not cfg["config"].get("Env"):
         cfg["config"].pop("Env", None)
@@ -155,8 +150,9 @@ async def do_bootstrap(request: web.Request) -> web.StreamResponse:
     """hatoba's own endpoint: POST /hatoba/images/bootstrap?name=busybox — streams progress."""
     eng = _eng(request)
     name = request.query.get("name", "")
-    if name.split(":", 1)[0] not in bootstrap.RECIPES:
-        raise NotFound(f"no bootstrap recipe for {name!r}; known: {', '.join(sorted(bootstrap.RECIPES))}")
+    recipe = bootstrap.recipe_for(name)
+    if recipe is None:
+        raise NotFound(f"no bootstrap recipe for {name!r}; known: {bootstrap.known()}")
     resp = await _stream(request)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
@@ -179,15 +175,11 @@ async def do_bootstrap(request: web.Request) -> web.StreamResponse:
     except Exception as e:  # noqa: BLE001 - reported in-stream like a failed pull
         await resp.write(_msg({"errorDetail": {"message": str(e)}, "error": str(e)}))
     else:
-        tags = eng.images.tags_of(img.id)
-        eng.events.emit("image", "tag", img.id, {"name": tags[0] if tags else img.id})
-        await resp.write(_msg({"status": f"Bootstrapped {tags[0] if tags else name}: {img.id}"}))
+        for tag in bootstrap.RECIPES[recipe].tags:
+            eng.events.emit("image", "tag", img.id, {"name": tag})
+        await resp.write(_msg({"status": f"Bootstrapped {recipe}: {img.id}"}))
     await resp.write_eof()
     return resp
-
-
-async def search(request: web.Request) -> web.StreamResponse:
-    raise HatobaError("registry search is not implemented in this hatoba yet")
 
 
 async def prune(request: web.Request) -> web.StreamResponse:
@@ -206,7 +198,6 @@ async def prune(request: web.Request) -> web.StreamResponse:
 def register(r: Router) -> None:
     r.add("GET", "/images/json", list_)
     r.add("POST", "/images/create", create)
-    r.add("GET", "/images/search", search)
     r.add("POST", "/images/prune", prune)
     r.add("POST", "/hatoba/images/bootstrap", do_bootstrap)
     r.add("GET", "/images/{name:.+}/json", inspect)

@@ -119,12 +119,16 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 
 
 def make_app(engine: Any) -> web.Application:
-    from hatoba.api import containers, images, system
+    from hatoba.api import containers, distribution, images, system
 
     router = Router()
     system.register(router)
     containers.register(router)
     images.register(router)
+    distribution.register(router)
+    from hatoba.api import moving
+
+    moving.register(router)  # save, load, commit
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         path = request.path

@@ -192,10 +192,6 @@ async def not_found_plugin(request: web.Request) -> web.StreamResponse:
     return error_response(404, f"plugin \"{request['params']['name']}\" not found")
 
 
-async def auth(request: web.Request) -> web.StreamResponse:
-    return error_response(500, "registry login is not implemented yet in hatoba")
-
-
 def register(r: Router) -> None:
     r.add("GET", "/_ping", ping)
     r.add("HEAD", "/_ping", ping)
@@ -208,7 +204,6 @@ def register(r: Router) -> None:
     r.add("GET", "/volumes", volumes)
     r.add("GET", "/volumes/{name}", not_found_volume)
     r.add("GET", "/plugins/{name:.+}/json", not_found_plugin)
-    r.add("POST", "/auth", auth)
 
 
 __all__ = ["register", "json_body"]

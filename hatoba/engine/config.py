@@ -27,6 +27,7 @@ class DaemonConfig:
     cgroup_parent: str = "/hatoba"
     log_opts: dict[str, str] = field(default_factory=dict)
     group: str = ""
+    bootstrap_missing_images: bool = False  # pulls of recipe names fall back to `image bootstrap`
 
     def runtime_path(self, name: str | None) -> str:
         name = name or self.default_runtime
@@ -56,6 +57,7 @@ _FILE_KEYS = {
     "log-level": "log_level", "tls": "tls", "tlsverify": "tlsverify", "tlscacert": "tlscacert",
     "tlscert": "tlscert", "tlskey": "tlskey", "default-runtime": "default_runtime",
     "cgroup-parent": "cgroup_parent", "log-opts": "log_opts", "group": "group",
+    "bootstrap-missing-images": "bootstrap_missing_images",
 }
 
 
@@ -66,7 +68,8 @@ def load_file(cfg: DaemonConfig, path: str) -> None:
     for k, v in doc.items():
         if k == "runtimes":
             cfg.runtimes = {name: spec.get("path", name) for name, spec in v.items()}
-        elif k in ("insecure-registries", "registry-mirrors", "debug", "live-restore", "log-driver"):
+        elif k in ("insecure-registries", "registry-mirrors", "debug", "live-restore", "log-driver",
+                   "max-concurrent-downloads", "max-concurrent-uploads"):
             setattr(cfg, k.replace("-", "_"), v)
         elif k in _FILE_KEYS:
             setattr(cfg, _FILE_KEYS[k], v)

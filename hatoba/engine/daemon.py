@@ -56,6 +56,7 @@ class Engine:
         self.content = ContentStore(os.path.join(config.data_root, "content"))
         self.content.cleanup_ingest()
         self.snapshots = Snapshotter(os.path.join(config.data_root, "overlay"))
+        self.snapshots.cleanup()  # staging dirs of extractions a crash interrupted
         self.images = ImageStore(self.db, self.content, self.snapshots)
         runc = config.runtime_path(None)
         self.runtime = Runtime(runc=runc, conmon=config.conmon, runc_root=os.path.join(config.exec_root, "runc"))

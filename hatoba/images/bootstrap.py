@@ -1,8 +1,14 @@
 """Official-style base images built without Docker Hub: `hatoba image bootstrap NAME`.
 
 busybox: Debian's static busybox with a symlink per applet. hello-world: a tiny static ELF
-written here byte by byte (no compiler needed). Layers are built deterministically (sorted
-entries, fixed owners and mtimes), so the same inputs always give the same image id.
+written here byte by byte (no compiler needed). debian:bookworm(-slim), python:3.11-slim and
+redis:7: mmdebstrap from Debian's archive (hatoba.images.recipes.debian). Layers are built
+deterministically (sorted entries, fixed owners and mtimes), so the same inputs always give
+the same image id.
+
+For the pull path: `recipe_for(ref)` says which recipe builds a reference (None if none),
+`hint(ref)` is the sentence telling the user how to build it, and `bootstrap(store, ref,
+progress)` builds it and tags every alias of the recipe.
 """
 
 from __future__ import annotations
@@ -13,9 +19,13 @@ import struct
 import subprocess
 import tarfile
 import tempfile
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from hatoba.errors import InvalidParameter, NotFound
+from hatoba.images import reference
+from hatoba.images.recipes import debian
 from hatoba.images.store import Image, ImageStore, default_config, rfc3339
 
 HELLO_EPOCH = 1767225600  # 2026-01-01T00:00:00Z
@@ -170,15 +180,73 @@ def bootstrap_hello_world(store: ImageStore, progress: Progress) -> Image:
     return store.create(cfg, tag="hello-world:latest")
 
 
-RECIPES: dict[str, Callable[[ImageStore, Progress], Image]] = {
-    "busybox": bootstrap_busybox,
-    "hello-world": bootstrap_hello_world,
-}
+@dataclass(frozen=True)
+class Recipe:
+    name: str                                   # canonical tag, e.g. "debian:bookworm-slim"
+    aliases: tuple[str, ...]                    # more tags given to the same image
+    summary: str
+    build: Callable[[ImageStore, Progress], Image]
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+def _debian_builder(r: debian.DebianRecipe) -> Callable[[ImageStore, Progress], Image]:
+    return lambda store, progress: debian.build(store, r, progress)
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in [
+    *[Recipe(d.name, d.aliases, d.summary, _debian_builder(d)) for d in debian.DEBIAN_RECIPES],
+    Recipe("busybox:latest", (), "Debian's static busybox with a symlink per applet", bootstrap_busybox),
+    Recipe("hello-world:latest", (), "a tiny static x86-64 program printing a greeting", bootstrap_hello_world),
+]}
+
+_BY_TAG: dict[str, str] = {tag: r.name for r in RECIPES.values() for tag in r.tags}
+_locks: dict[str, threading.Lock] = {name: threading.Lock() for name in RECIPES}
+
+
+def recipe_for(ref: str) -> str | None:
+    """The name of the recipe that builds `ref` (`debian` → `debian:bookworm`), or None.
+
+    Only Docker Hub's official names match (`redis`, `docker.io/library/redis:7`), never a digest."""
+    try:
+        r = reference.parse(ref)
+    except InvalidParameter:
+        return None
+    if r.digest or r.domain != reference.DEFAULT_DOMAIN or not r.path.startswith("library/"):
+        return None
+    return _BY_TAG.get(r.familiar())
+
+
+def hint(ref: str) -> str:
+    """How to get `ref` without a registry, as a sentence for an error message; "" if no recipe builds it."""
+    name = recipe_for(ref)
+    if name is None:
+        return ""
+    want = reference.parse(ref).familiar()
+    return (f"hatoba can build {want} locally from Debian packages: run 'hatoba image bootstrap {want}' "
+            f"(or set \"bootstrap-missing-images\": true in daemon.json)")
+
+
+def known() -> str:
+    return ", ".join(sorted(_BY_TAG))
 
 
 def bootstrap(store: ImageStore, name: str, progress: Progress) -> Image:
-    base = name.split(":", 1)[0]
-    recipe = RECIPES.get(base)
-    if recipe is None:
-        raise NotFound(f"no bootstrap recipe for {name!r}; known: {', '.join(sorted(RECIPES))}")
-    return recipe(store, progress)
+    """Build the image of the recipe for `name` and tag all its aliases; returns the image.
+
+    Blocking (minutes for the mmdebstrap recipes): run it in a thread. `progress` is called from
+    that thread with one line at a time. For a pull that no registry serves, when the daemon's
+    `bootstrap_missing_images` is set: `if bootstrap.recipe_for(ref): bootstrap.bootstrap(...)`."""
+    key = recipe_for(name)
+    if key is None:
+        raise NotFound(f"no bootstrap recipe for {name!r}; known: {known()}")
+    recipe = RECIPES[key]
+    with _locks[key]:  # one build of a recipe at a time; a second caller rebuilds (same result)
+        img = recipe.build(store, progress)
+        for tag in recipe.tags:
+            store.tag(img.id, tag)
+    if recipe.aliases:
+        progress(f"Tagged {img.id[7:19]} as {', '.join(recipe.tags)}")
+    return img

@@ -3,6 +3,8 @@
 An image is its config blob (its id is the config's sha256) plus the layers its
 `rootfs.diff_ids` name. Layer tars are kept uncompressed in the content store under their
 diff id and unpacked once per chain id by the snapshotter; images sharing a layer share it.
+A layer pulled from a registry is kept only as its compressed blob instead (`distmeta` maps its
+diff id to that blob): read layers through `open_layer`/`layer_size`, never the content store.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import IO, Any
 from hatoba.db import Database
 from hatoba.errors import Conflict, InvalidParameter, NotFound
 from hatoba.images import reference
+from hatoba.images.compression import open_decompressed
+from hatoba.images.distmeta import DistributionMetadata
 from hatoba.storage.content import ContentStore
 from hatoba.storage.snapshots import Snapshotter, chain_ids
 
@@ -58,13 +62,14 @@ def parse_rfc3339(s: str | None) -> float:
 class Image:
     """One image record (config parsed, plus bookkeeping)."""
 
-    __slots__ = ("id", "config", "size", "last_tag_time")
+    __slots__ = ("id", "config", "size", "last_tag_time", "parent")
 
-    def __init__(self, id: str, config: dict, size: int, last_tag_time: str = _EPOCH_ZERO):
+    def __init__(self, id: str, config: dict, size: int, last_tag_time: str = _EPOCH_ZERO, parent: str = ""):
         self.id = id
         self.config = config
         self.size = size
         self.last_tag_time = last_tag_time
+        self.parent = parent  # the image a commit was made from (docker's Parent), "" if none
 
     @property
     def diff_ids(self) -> list[str]:
@@ -75,7 +80,10 @@ class Image:
         return parse_rfc3339(self.config.get("created"))
 
     def doc(self) -> dict:
-        return {"id": self.id, "size": self.size, "last_tag_time": self.last_tag_time}
+        doc = {"id": self.id, "size": self.size, "last_tag_time": self.last_tag_time}
+        if self.parent:
+            doc["parent"] = self.parent
+        return doc
 
 
 class ImageStore:
@@ -85,6 +93,8 @@ class ImageStore:
         self.db = db
         self.content = content
         self.snapshots = snapshots
+        self.dist = DistributionMetadata(db)
+        self.pinned: dict[str, int] = {}  # blobs and chain ids of pulls in progress (refcounts): gc keeps them
         self._lock = threading.RLock()
         self.images: dict[str, Image] = {}
         self.tags: dict[str, str] = {}
@@ -93,7 +103,8 @@ class ImageStore:
                 cfg = json.loads(content.read(doc["id"]))
             except OSError:
                 continue
-            self.images[doc["id"]] = Image(doc["id"], cfg, doc.get("size", 0), doc.get("last_tag_time", _EPOCH_ZERO))
+            self.images[doc["id"]] = Image(doc["id"], cfg, doc.get("size", 0), doc.get("last_tag_time", _EPOCH_ZERO),
+                                           doc.get("parent", ""))
         for ref, iid in db.rows("SELECT ref, image_id FROM tags"):
             if iid in self.images:
                 self.tags[ref] = iid
@@ -145,19 +156,36 @@ class ImageStore:
         parent = None
         for diff_id, chain in zip(diff_ids, chains, strict=True):
             if not self.snapshots.has_layer(chain):
-                with self.content.open(diff_id) as f:
+                with self.open_layer(diff_id) as f:
                     self.snapshots.add_layer(chain, parent, f)
             parent = chain
         return chains
 
-    def create(self, config: dict, tag: str | None = None) -> Image:
-        """Record an image from its config (its layers must be in the content store)."""
-        raw = json.dumps(config, separators=(",", ":")).encode()
+    def open_layer(self, diff_id: str) -> IO[bytes]:
+        """The layer's uncompressed tar: its plain blob, or a compressed blob it was pulled/pushed as."""
+        if self.content.has(diff_id):
+            return self.content.open(diff_id)
+        for b in self.dist.blobs_for(diff_id):
+            if self.content.has(b.digest):
+                return _Closing(open_decompressed(raw := self.content.open(b.digest)), raw)
+        return self.content.open(diff_id)  # raises BlobNotFound
+
+    def layer_size(self, diff_id: str) -> int:
+        """Size of the layer's uncompressed tar (0 when unknown)."""
+        if self.content.has(diff_id):
+            return self.content.size(diff_id)
+        return next((b.diff_size for b in self.dist.blobs_for(diff_id)), 0)
+
+    def create(self, config: dict, tag: str | None = None, raw: bytes | None = None) -> Image:
+        """Record an image from its config (its layers must be in the content store).
+
+        `raw` is the config exactly as a registry or archive had it (the image id is its digest)."""
+        raw = raw if raw is not None else json.dumps(config, separators=(",", ":")).encode()
         iid = "sha256:" + hashlib.sha256(raw).hexdigest()
         diff_ids = config.get("rootfs", {}).get("diff_ids") or []
         self.ensure_layers(diff_ids)
         self.content.put_bytes(raw)
-        size = sum(self.content.size(d) for d in diff_ids)
+        size = sum(self.layer_size(d) for d in diff_ids)
         with self._lock:
             img = self.images.get(iid)
             if img is None:
@@ -169,14 +197,28 @@ class ImageStore:
             self.tag(iid, tag)
         return img
 
-    def tag(self, name: str, ref: str) -> str:
+    def set_parent(self, iid: str, parent: str) -> None:
+        """Record the image `iid` was committed from (shown as Parent; history walks it)."""
+        with self._lock:
+            img = self.images[iid]
+            img.parent = parent
+            with self.db.tx() as c:
+                c.execute("UPDATE images SET doc=? WHERE id=?", (json.dumps(img.doc()), img.id))
+
+    def parent_of(self, img: Image) -> str:
+        """The parent id while that image still exists, else ""."""
+        return img.parent if img.parent and img.parent in self.images else ""
+
+    def tag(self, name: str, ref: str, *, touch: bool = True) -> str:
+        """Point `ref` at the image; `touch` updates Metadata.LastTagTime (not done by `load`)."""
         img = self.get(name)
         r = reference.parse(ref)
         if r.digest:
             raise InvalidParameter("refusing to create a tag with a digest reference")
         fam = r.familiar()
         with self._lock:
-            img.last_tag_time = rfc3339(time.time())
+            if touch:
+                img.last_tag_time = rfc3339(time.time())
             with self.db.tx() as c:
                 c.execute("INSERT OR REPLACE INTO tags (ref, image_id) VALUES (?,?)", (fam, img.id))
                 c.execute("UPDATE images SET doc=? WHERE id=?", (json.dumps(img.doc()), img.id))
@@ -228,6 +270,7 @@ class ImageStore:
             with self.db.tx() as c:
                 c.execute("DELETE FROM images WHERE id=?", (img.id,))
             del self.images[img.id]
+            self.dist.forget_image(img.id)
             self.content.delete(img.id)
             self.gc_layers()
 
@@ -239,6 +282,13 @@ class ImageStore:
             for img in self.images.values():
                 keep_chains.update(chain_ids(img.diff_ids))
                 keep_blobs.update(img.diff_ids)
+            keep_blobs.update(self.pinned)
+            keep_chains.update(self.pinned)
+            for b in self.dist.all_blobs():
+                if b.diff_id in keep_blobs or b.digest in self.pinned:
+                    keep_blobs.add(b.digest)
+                else:
+                    self.dist.forget_blob(b.digest)
             for chain in list(self.snapshots.layers()):
                 if chain not in keep_chains:
                     self.snapshots.remove_layer(chain)
@@ -256,7 +306,7 @@ class ImageStore:
         cfg = img.config.get("config") or {}
         return {
             "Containers": containers, "Created": int(img.created), "Id": img.id,
-            "Labels": cfg.get("Labels") or None, "ParentId": "", "RepoDigests": None,
+            "Labels": cfg.get("Labels") or None, "ParentId": self.parent_of(img), "RepoDigests": self.dist.repo_digests(img.id) or None,
             "RepoTags": self.tags_of(img.id) or None, "SharedSize": -1, "Size": img.size, "VirtualSize": img.size,
         }
 
@@ -264,8 +314,8 @@ class ImageStore:
         c = img.config
         dirs = [self.snapshots.layer_path(x) for x in chain_ids(img.diff_ids)]
         return {
-            "Id": img.id, "RepoTags": self.tags_of(img.id), "RepoDigests": [], "Parent": "",
-            "Comment": c.get("comment", ""), "Created": c.get("created", _EPOCH_ZERO),
+            "Id": img.id, "RepoTags": self.tags_of(img.id), "RepoDigests": self.dist.repo_digests(img.id),
+            "Parent": self.parent_of(img), "Comment": _comment(c), "Created": c.get("created", _EPOCH_ZERO),
             "Container": c.get("container", ""), "ContainerConfig": _config_view(c.get("container_config") or {}),
             "DockerVersion": c.get("docker_version", ""), "Author": c.get("author", ""),
             "Config": _config_view(c.get("config") or {}), "Architecture": c.get("architecture", "amd64"),
@@ -286,15 +336,48 @@ class ImageStore:
             empty = h.get("empty_layer", False)
             size = 0
             if not empty and li < len(diffs):
-                size = self.content.size(diffs[li]) if self.content.has(diffs[li]) else 0
+                size = self.layer_size(diffs[li])
                 li += 1
             out.append({"Comment": h.get("comment", ""), "Created": int(parse_rfc3339(h.get("created"))),
                         "CreatedBy": h.get("created_by", ""), "Id": "<missing>", "Size": size, "Tags": None})
         out.reverse()
-        if out:
-            out[0]["Id"] = img.id
-            out[0]["Tags"] = self.tags_of(img.id) or None
+        # dockerd fills in the ids (and tags) of the images along the Parent chain, one per entry
+        cur: Image | None = img
+        for item in out:
+            if cur is None:
+                break
+            item["Id"] = cur.id
+            item["Tags"] = self.tags_of(cur.id) or None
+            cur = self.images.get(cur.parent) if cur.parent else None
         return out
+
+
+class _Closing:
+    """A decompressing reader that closes the underlying blob file with it."""
+
+    def __init__(self, reader: IO[bytes], raw: IO[bytes]):
+        self._r, self._raw = reader, raw
+
+    def read(self, n: int = -1) -> bytes:
+        return self._r.read(n)
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> _Closing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _comment(config: dict) -> str:
+    """Inspect's Comment: the config's, else the last history entry's (an import message, a commit -m)."""
+    comment = config.get("comment") or ""
+    hist = config.get("history") or []
+    if not comment and hist:
+        comment = hist[-1].get("comment") or ""
+    return comment
 
 
 def _config_view(cfg: dict) -> dict:

@@ -164,6 +164,32 @@ class ContentStore:
                 pass
             raise
 
+    def ingest_path(self, name: str) -> str:
+        """A path under ``ingest/`` for a write the caller does itself (a resumable download)."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", name) or name.startswith("."):
+            raise ValueError(f"invalid ingest name {name!r}")
+        return os.path.join(self._ingest, name)
+
+    def commit(self, tmp: str, digest: str) -> None:
+        """Move a file from ``ingest_path`` into the store as ``digest``.
+
+        The caller has hashed the data as it wrote it and checked it against ``digest``: the file
+        is fsynced and renamed, so the blob appears complete or not at all.
+        """
+        final = self.path(digest)
+        if os.path.dirname(os.path.abspath(tmp)) != self._ingest:
+            raise ValueError(f"{tmp} is not in the ingest directory")
+        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if os.path.isfile(final):
+            os.unlink(tmp)
+            return
+        os.rename(tmp, final)
+        fsync_dir(self._blobs)
+
     # -- reading ---------------------------------------------------------
     def open(self, digest: str) -> BinaryIO:
         try:

@@ -306,12 +306,15 @@ def create_container(c: Client, body: dict, name: str | None, quiet: bool) -> st
         image = body["Image"]
         ref = parse(image)
         sys.stderr.write(f"Unable to find image '{ref.familiar()}' locally\n")
-        pull_params = {"fromImage": f"{ref.domain}/{ref.path}", "tag": ref.tag or "latest"}
-        for msg in c.stream_json("POST", "/images/create", pull_params, headers={"X-Registry-Auth": "e30="}):
-            if "error" in msg:
-                raise APIError(500, msg["error"]) from None
-            if not quiet and msg.get("status"):
-                sys.stderr.write(msg["status"] + "\n")
+        from hatoba.cli.commands.registry import pull_stream
+        from hatoba.cli.jsonmessage import StreamError, display
+
+        try:  # progress on stderr, as `docker run` shows it
+            stream = pull_stream(c, ref)
+            display(stream if not quiet else (m for m in stream if m.get("error") or m.get("errorDetail")),
+                    sys.stderr)
+        except StreamError as e:
+            raise APIError(500, e.message) from None
         res = c.json("POST", "/containers/create", params, body=body)
     for w in res.get("Warnings") or []:
         sys.stderr.write(f"WARNING: {w}\n")
