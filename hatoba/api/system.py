@@ -164,9 +164,9 @@ async def system_df(request: web.Request) -> web.StreamResponse:
     for img in eng.images.images.values():
         imgs.append(eng.images.summary(img, counts.get(img.id, 0)))
         for d in img.diff_ids:
-            if d not in seen and eng.images.content.has(d):
+            if d not in seen:
                 seen.add(d)
-                layers_size += eng.images.content.size(d)
+                layers_size += eng.images.layer_size(d)  # pulled layers have no plain blob
     cs = [views.summary(eng.containers, c, now, size=True) for c in eng.containers.by_id.values()]
     return json_response({"LayersSize": layers_size, "Images": imgs, "Containers": cs, "Volumes": [],
                           "BuildCache": []})

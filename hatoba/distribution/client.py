@@ -283,6 +283,19 @@ class Registry:
         return RegistryError(f"{what}: {detail}" if what else detail, 500, st)
 
     # ---- manifests -----------------------------------------------------------------------------
+    async def head_manifest(self, reference: str, accept: list[str]) -> str | None:
+        """The digest a tag points to (HEAD, as dockerd does first), or None when the registry will not say."""
+        try:
+            resp = await self.request("HEAD", f"/v2/{self.repo}/manifests/{reference}",
+                                      headers={"Accept": ", ".join(accept)})
+        except RegistryError as e:
+            if e.registry_status and e.registry_status not in (401, 403):
+                return None  # the GET that follows gives the registry's own error text
+            raise
+        resp.release()
+        d = resp.headers.get("Docker-Content-Digest", "")
+        return d if d.startswith("sha256:") and len(d) == 71 else None
+
     async def get_manifest(self, reference: str, accept: list[str]) -> tuple[bytes, str, str]:
         """(body, content type, digest) of a manifest by tag or digest; the digest is verified."""
         what = f"manifest for {self.domain}/{self.repo}:{reference}" if not reference.startswith("sha256:") \

@@ -110,7 +110,7 @@ class Output:
 
 
 class Meter:
-    """Rate-limited progress for one layer action: first update, then every 512 KiB or 100 ms, and the end."""
+    """Rate-limited progress for one layer action: at 32 KiB, then every 512 KiB or 100 ms, and the end."""
 
     def __init__(self, out: Output, action: str, id: str, total: int):
         self.out, self.action, self.id, self.total = out, action, id, total
@@ -121,8 +121,11 @@ class Meter:
     def update(self, n: int) -> None:
         self.current += n
         now = time.monotonic()
-        if (self._last_bytes < 0 or self.current - self._last_bytes > 512 * 1024
-                or now - self._last_time >= 0.1 or self.current == self.total):
+        if self._last_bytes < 0:
+            due = self.current >= min(32768, self.total)
+        else:
+            due = self.current - self._last_bytes > 512 * 1024 or now - self._last_time >= 0.1
+        if due or self.current == self.total:
             self._emit(now)
 
     def reset(self, current: int) -> None:

@@ -28,7 +28,7 @@ from hatoba.distribution.auth import AuthConfig
 from hatoba.distribution.client import Registry, RegistryError
 from hatoba.distribution.service import Service
 from hatoba.errors import HatobaError, NotFound
-from hatoba.images.compression import open_decompressed
+from hatoba.images.compression import Prefetch, open_decompressed
 from hatoba.images.reference import Reference
 from hatoba.storage.snapshots import chain_ids
 
@@ -105,7 +105,12 @@ async def _pull_one(svc: Service, reg: Registry, ref: Reference, want: mf.Platfo
     images = svc.images
     tag_or_digest = ref.digest or ref.tag or "latest"
     try:
-        body, ctype, digest = await reg.get_manifest(tag_or_digest, mf.ACCEPT)
+        head = ref.digest or await reg.head_manifest(tag_or_digest, mf.ACCEPT)
+        known = images.dist.image_for_digest(f"{ref.repository}@{head}") if head and want is None else None
+        if known and known in images.images:  # what the tag points to is here already
+            out.send(pg.status(f"Pulling from {repo_name(ref)}", tag_or_digest))
+            return await _recorded(svc, ref, known, head, out)  # type: ignore[arg-type]
+        body, ctype, digest = await reg.get_manifest(head or tag_or_digest, mf.ACCEPT)
     except RegistryError as e:
         raise _denied(e, ref) from None
     m = mf.parse(body, ctype, ref.familiar())
@@ -138,14 +143,19 @@ async def _pull_one(svc: Service, reg: Registry, ref: Reference, want: mf.Platfo
             await asyncio.to_thread(images.create, cfg, None, raw_cfg)
         finally:
             svc.unpin(*diff_ids, *(x.digest for x in m.layers), *chain_ids(diff_ids))
-    updated = False
+    return await _recorded(svc, ref, iid, digest, out)
+
+
+async def _recorded(svc: Service, ref: Reference, iid: str, digest: str, out: pg.Output) -> PullResult:
+    """Tag the image (unless pulled by digest), record its repo digest, say "Digest: …"."""
+    images = svc.images
     if ref.tag and not ref.digest:
         fam = ref.familiar()
         updated = images.tags.get(fam) != iid
         if updated:
             await asyncio.to_thread(images.tag, iid, fam)
     else:
-        updated = not images.dist.repo_digests(iid)
+        updated = f"{ref.repository}@{digest}" not in images.dist.repo_digests(iid)
     images.dist.set_repo_digest(f"{ref.repository}@{digest}", iid)
     out.send(pg.status(f"Digest: {digest}"))
     return PullResult(iid, digest, updated)
@@ -252,7 +262,11 @@ def _extract(svc: Service, layer: mf.Descriptor, diff_id: str, chain: str, paren
         size = images.content.size(layer.digest)
         meter = pg.Meter(out, "Extracting", sid, size)
         with images.content.open(layer.digest) as raw:
-            _, tar_size = images.snapshots.add_layer(chain, parent, open_decompressed(_Counting(raw, meter)))
+            src = Prefetch(open_decompressed(_Counting(raw, meter)))
+            try:
+                _, tar_size = images.snapshots.add_layer(chain, parent, src)
+            finally:
+                src.close()
         meter.done()
         if tar_size < 0:
             tar_size = images.layer_size(diff_id)
