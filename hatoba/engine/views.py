@@ -6,6 +6,7 @@ from typing import Any
 
 from hatoba.engine.containers import Container, Containers
 from hatoba.errors import HatobaError, InvalidParameter
+from hatoba.humanize import human_duration
 from hatoba.images.store import parse_rfc3339
 
 
@@ -80,7 +81,6 @@ def state_name(c: Container) -> str:
 
 
 def _status_text(c: Container, now: float) -> str:
-    from hatoba.cli.units import human_duration
 
     s = c.state
     st = state_name(c)

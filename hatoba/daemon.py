@@ -1,4 +1,4 @@
-"""hatobad: wires the stores, the runtime and the managers together and serves the Engine API.
+"""hatobad, the process: flags and daemon.json, pidfile, API listeners, signals; wires an Engine to the API.
 
 Start-up order: config → pidfile → metadata DB → content store/snapshots/images → runtime →
 containers (live-restore) → API listeners. SIGTERM/SIGINT stop the listeners only: containers
@@ -15,60 +15,13 @@ import logging
 import os
 import signal
 import ssl
-import subprocess
 import sys
 from urllib.parse import urlparse
 
-from hatoba.db import Database
 from hatoba.engine.config import DaemonConfig, load_file
-from hatoba.engine.containers import Containers
-from hatoba.engine.events import Events
-from hatoba.engine.execs import Execs
-from hatoba.images.store import ImageStore
-from hatoba.runtime.conmon import Runtime
-from hatoba.storage.content import ContentStore
-from hatoba.storage.snapshots import Snapshotter
+from hatoba.engine.core import Engine
 
 log = logging.getLogger("hatoba.daemon")
-
-
-def _version_of(cmd: list[str]) -> str:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=5).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    first = out.splitlines()[0] if out else ""
-    return first.split()[-1] if first else "unknown"
-
-
-class Engine:
-    """Everything the API handlers reach through `request.app["engine"]`."""
-
-    def __init__(self, config: DaemonConfig):
-        self.config = config
-        os.makedirs(config.data_root, mode=0o711, exist_ok=True)
-        os.makedirs(config.exec_root, mode=0o711, exist_ok=True)
-        self.db = Database(os.path.join(config.data_root, "hatoba.db"))
-        self.daemon_id = self.db.get_kv("daemon_id") or ""
-        if not self.daemon_id:
-            self.daemon_id = os.urandom(16).hex()
-            self.db.set_kv("daemon_id", self.daemon_id)
-        self.content = ContentStore(os.path.join(config.data_root, "content"))
-        self.content.cleanup_ingest()
-        self.snapshots = Snapshotter(os.path.join(config.data_root, "overlay"))
-        self.snapshots.cleanup()  # staging dirs of extractions a crash interrupted
-        self.images = ImageStore(self.db, self.content, self.snapshots)
-        runc = config.runtime_path(None)
-        self.runtime = Runtime(runc=runc, conmon=config.conmon, runc_root=os.path.join(config.exec_root, "runc"))
-        self.runc_version = _version_of([runc, "--version"])
-        self.conmon_version = _version_of([config.conmon, "--version"])
-        self.events = Events()
-        self.containers = Containers(db=self.db, images=self.images, snapshots=self.snapshots,
-                                     runtime=self.runtime, events=self.events, data_root=config.data_root,
-                                     exec_root=config.exec_root, cgroup_parent=config.cgroup_parent,
-                                     log_opts=config.log_opts, default_runtime=config.default_runtime,
-                                     runtime_paths=config.runtimes)
-        self.execs = Execs(self.containers)
 
 
 def _check_pidfile(path: str) -> None:
@@ -83,9 +36,9 @@ def _check_pidfile(path: str) -> None:
                 argv = f.read().split(b"\0")
         except OSError:
             argv = []
-        # a hatobad is `hatobad ...`, `python .../hatobad ...` or `python -m hatoba.engine.daemon ...`;
+        # a hatobad is `hatobad ...`, `python .../hatobad ...` or `python -m hatoba.daemon ...`;
         # after a crash the pid may belong to anything else now (even `tail -f hatobad.log`)
-        if any(os.path.basename(a) == b"hatobad" for a in argv[:2]) or b"hatoba.engine.daemon" in argv[1:3]:
+        if any(os.path.basename(a) == b"hatobad" for a in argv[:2]) or (b"hatoba.daemon" in argv[1:3] or b"hatoba.engine.daemon" in argv[1:3]):
             raise SystemExit(f"hatobad: pid file found, ensure hatobad is not running or delete {path}")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
