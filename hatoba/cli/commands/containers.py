@@ -10,7 +10,7 @@ import time
 
 from hatoba.cli.common import Command, StatusError, client
 from hatoba.cli.flags import Flag
-from hatoba.client.http import APIError, Client
+from hatoba.client.http import APIError, Client, ConnectError
 
 TYPE_CHECKING = False  # `typing` costs 3 to 6 ms of CLI start-up; Any is only used in annotations
 if TYPE_CHECKING:
@@ -545,18 +545,23 @@ def cmd_stats(argv: list[str]) -> int:
     def sample() -> tuple[list[dict], list[str]]:
         results: dict[str, dict] = {}
         errors: list[str] = []
+        failures: list[ConnectError] = []
 
         def one(n: str) -> None:
             try:
                 results[n] = Client(c.host).json("GET", f"/containers/{n}/stats", {"stream": 0})
             except APIError as e:
                 errors.append(e.message)
+            except ConnectError as e:
+                failures.append(e)
 
         threads = [threading.Thread(target=one, args=(n,)) for n in names]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        if failures:
+            raise failures[0]
         return [stats_item(results[n], n, not values.get("no_trunc")) for n in names if n in results], errors
 
     while True:
