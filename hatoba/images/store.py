@@ -250,6 +250,14 @@ class ImageStore:
                     raise Conflict(f"conflict: unable to remove repository reference \"{name}\" (must force) - container {cid[:12]} is using its referenced image {img.id[7:19]}")
                 raise Conflict(f"conflict: unable to delete {img.id[7:19]} (cannot be forced) - image is being used by {what} container {cid[:12]}" if running else
                                f"conflict: unable to delete {img.id[7:19]} (must be forced) - image is being used by stopped container {cid[:12]}")
+        if any(i.parent == img.id for i in self.images.values()):
+            # dockerd keeps a parent image while children exist: a reference is only untagged
+            if by_ref:
+                fam = reference.parse(name).familiar()
+                self._untag(fam)
+                return [{"Untagged": fam}]
+            raise Conflict(f"conflict: unable to delete {img.id[7:19]} (cannot be forced) - image has dependent "
+                           "child images")
         if not by_ref and len(tags) > 1 and not force:
             raise Conflict(f"conflict: unable to delete {img.id[7:19]} (must be forced) - image is referenced in multiple repositories")
         for t in tags:

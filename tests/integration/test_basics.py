@@ -270,3 +270,26 @@ def test_bind_mounts(daemon, tmp_path):
     assert p.returncode == 125 and b'named volume "somevolume" is not supported yet' in p.stderr
     p = daemon.hatoba("run", "--rm", "--mount", f"type=bind,source={tmp_path}/missing,target=/m", "busybox", "true")
     assert p.returncode == 125 and b"bind source path does not exist" in p.stderr
+
+
+def test_rmi_keeps_parent_of_committed_image(daemon):
+    daemon.hatoba("tag", "busybox", "parentimg:v1", check=True)
+    parent = daemon.hatoba("image", "inspect", "-f", "{{.Id}}", "parentimg:v1", check=True).stdout.decode().strip()
+    daemon.hatoba("run", "--name", "tochild", "parentimg:v1", "sh", "-c", "echo child > /c", check=True)
+    try:
+        child = daemon.hatoba("commit", "tochild", "childimg:v1", check=True).stdout.decode().strip()
+    finally:
+        daemon.hatoba("rm", "tochild", check=True)
+    try:
+        assert daemon.hatoba("image", "inspect", "-f", "{{.Parent}}", "childimg:v1").stdout.decode().strip() == parent
+        # busybox:latest still tags the same image, so a plain untag first
+        p = daemon.hatoba("rmi", "parentimg:v1")
+        assert p.stdout == b"Untagged: parentimg:v1\n", p.stderr
+        # by id, even forced, a parent with children is refused
+        daemon.hatoba("tag", "busybox", "parentimg:v2", check=True)
+        p = daemon.hatoba("rmi", "-f", parent)
+        assert p.returncode == 1 and b"image has dependent child images" in p.stderr, p.stderr
+        assert daemon.hatoba("rmi", "parentimg:v2").stdout == b"Untagged: parentimg:v2\n"
+    finally:
+        daemon.hatoba("rmi", child)
+    assert daemon.hatoba("image", "inspect", "busybox").returncode == 0
