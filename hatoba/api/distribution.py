@@ -88,16 +88,11 @@ async def stream(request: web.Request, op: Callable[[pg.Output], Awaitable[Any]]
 
 
 def _bootstrap_hint(ref: reference.Reference) -> str:
-    try:
-        from hatoba.images import bootstrap
-    except ImportError:  # pragma: no cover
-        return ""
-    base = ref.repository.rsplit("/", 1)[-1]
-    recipes = getattr(bootstrap, "RECIPES", {})
-    name = f"{base}:{ref.tag}" if ref.tag else base
-    if ref.domain == reference.DEFAULT_DOMAIN and (name in recipes or base in recipes):
-        return f"; build it locally with: hatoba image bootstrap {name}"
-    return ""
+    """"; hatoba can build x from Debian packages: run …" for names a bootstrap recipe builds, else ""."""
+    from hatoba.images import bootstrap
+
+    h = bootstrap.hint(ref.familiar()) if ref.tag or ref.digest else bootstrap.hint(ref.repository)
+    return f"; {h}" if h else ""
 
 
 async def pull(request: web.Request) -> web.StreamResponse:
@@ -115,12 +110,21 @@ async def pull(request: web.Request) -> web.StreamResponse:
     all_tags = ref.tag is None and ref.digest is None
     auth = _auth(request)
     svc = service(eng)
+    loop = asyncio.get_running_loop()
 
     async def op(out: pg.Output) -> None:
         try:
             results = await puller.pull(svc, ref, auth, out, platform=request.query.get("platform") or None,
                                         all_tags=all_tags)
         except HatobaError as e:
+            from hatoba.images import bootstrap
+
+            recipe = bootstrap.recipe_for(ref.familiar()) if not all_tags else None
+            if recipe and not out.sent and getattr(eng.config, "bootstrap_missing_images", False):
+                # daemon.json "bootstrap-missing-images": build it from Debian packages instead
+                await asyncio.to_thread(bootstrap.bootstrap, eng.images, ref.familiar(),
+                                        lambda s: loop.call_soon_threadsafe(out.send, pg.status(s)))
+                return
             hint = _bootstrap_hint(ref) if not out.sent else ""
             if hint:
                 raise type(e)(e.message + hint) from None

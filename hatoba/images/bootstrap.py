@@ -225,8 +225,8 @@ def hint(ref: str) -> str:
     if name is None:
         return ""
     want = reference.parse(ref).familiar()
-    return (f"hatoba can build {want} locally from Debian packages: run 'hatoba image bootstrap {want}' "
-            f"(or set \"bootstrap-missing-images\": true in daemon.json)")
+    what = "from Debian packages" if name.split(":")[0] in ("debian", "python", "redis") else "locally"
+    return f"hatoba can build {want} {what}: run 'hatoba image bootstrap {want}'"
 
 
 def known() -> str:
@@ -236,7 +236,7 @@ def known() -> str:
 def bootstrap(store: ImageStore, name: str, progress: Progress) -> Image:
     """Build the image of the recipe for `name` and tag all its aliases; returns the image.
 
-    Blocking (minutes for the mmdebstrap recipes): run it in a thread. `progress` is called from
+    Blocking (20-60 s for the mmdebstrap recipes): run it in a thread. `progress` is called from
     that thread with one line at a time. For a pull that no registry serves, when the daemon's
     `bootstrap_missing_images` is set: `if bootstrap.recipe_for(ref): bootstrap.bootstrap(...)`."""
     key = recipe_for(name)

@@ -293,3 +293,29 @@ def test_rmi_keeps_parent_of_committed_image(daemon):
     finally:
         daemon.hatoba("rmi", child)
     assert daemon.hatoba("image", "inspect", "busybox").returncode == 0
+
+
+def test_bootstrap_missing_images_config(daemon):
+    """daemon.json "bootstrap-missing-images": a run of a missing recipe image builds it instead of failing."""
+    import json
+    import os
+
+    cfg = os.path.join(daemon.root, "daemon.json")
+    p = daemon.hatoba("run", "--rm", "hello-world:doesnotexist")
+    assert p.returncode == 125 and b"Unable to find image" in p.stderr
+    with open(cfg, "w") as f:
+        json.dump({"bootstrap-missing-images": True}, f)
+    try:
+        daemon.stop()
+        daemon.start()
+        assert daemon.hatoba("rmi", "hello-world").returncode == 0
+        p = daemon.hatoba("run", "--rm", "hello-world")
+        assert p.returncode == 0, p.stderr
+        assert b"Unable to find image 'hello-world:latest' locally" in p.stderr
+        assert b"Hello from hatoba!" in p.stdout
+    finally:
+        os.unlink(cfg)
+        daemon.stop()
+        daemon.start()
+        if daemon.hatoba("image", "inspect", "hello-world").returncode != 0:
+            daemon.hatoba("image", "bootstrap", "hello-world", check=True)

@@ -122,6 +122,44 @@ def test_filter_streams_large_files_without_reading_all_input_first():
         assert t.extractfile("big").read() == big  # type: ignore[union-attr]
 
 
+def test_filter_keeps_dropped_directories_only_above_kept_entries():
+    D, H = tarfile.DIRTYPE, tarfile.REGTYPE
+    data = _tar([("./a/", b"", {"type": D}), ("./a/x/", b"", {"type": D}), ("./a/x/keep", b"k", {"type": H}),
+                 ("./a/y/", b"", {"type": D}), ("./a/y/gone", b"g", {"type": H}), ("./b/", b"", {"type": D})])
+    out = _filtered(data, drop=[lambda n: n.startswith("a/") and not n.endswith("keep")])
+    with tarfile.open(fileobj=io.BytesIO(out)) as t:
+        assert t.getnames() == ["a", "a/x", "a/x/keep", "b"]
+
+
+def test_dpkg_path_filter_semantics():
+    skip = mmdebstrap.path_filter(debian.SLIM_DPKG)
+    assert skip("usr/share/doc/bash/README") and not skip("usr/share/doc/bash/copyright")
+    assert not skip("usr/share/doc/bash", True)  # dirs and symlinks under an include's literal prefix stay
+    assert not skip("usr/share/doc/libgcc-s1", True)
+    assert skip("usr/share/man/man1", True) and skip("usr/share/man/man1/ls.1.gz")
+    assert not skip("usr/share/locale/locale.alias") and skip("usr/share/locale/de", True)
+    assert not skip("usr/share/locale", True) and not skip("usr/bin/ls")
+    assert "/usr/share/doc" in skip.roots and "/usr/share/man" in skip.roots  # type: ignore[attr-defined]
+    with pytest.raises(ValueError):
+        mmdebstrap.path_filter(["force-unsafe-io"])
+
+
+def test_prune_tree(tmp_path):
+    for f in ("usr/share/doc/bash/README", "usr/share/doc/bash/copyright", "usr/share/man/man1/ls.1.gz",
+              "usr/share/locale/locale.alias", "usr/share/locale/de/LC_MESSAGES/x.mo", "usr/bin/ls",
+              "usr/share/doc/adduser/examples/x.conf"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("x")
+    (tmp_path / "usr/share/doc/libgcc-s1").symlink_to("gcc-12-base")
+    (tmp_path / "proc").mkdir()
+    n = mmdebstrap.prune_tree(str(tmp_path), debian.SLIM_DPKG)
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert left == ["proc", "usr", "usr/bin", "usr/bin/ls", "usr/share", "usr/share/doc", "usr/share/doc/adduser",
+                    "usr/share/doc/adduser/examples", "usr/share/doc/bash", "usr/share/doc/bash/copyright",
+                    "usr/share/doc/libgcc-s1", "usr/share/locale", "usr/share/locale/locale.alias", "usr/share/man"]
+    assert n == 7  # README, ls.1.gz, man1/, x.mo, LC_MESSAGES/, de/, x.conf
+
+
 def test_filter_refuses_garbage():
     with pytest.raises(tarfile.TarError):
         _filtered(b"")
@@ -195,8 +233,15 @@ def test_recipe_options(tmp_path):
     slim = _recipe("debian:bookworm-slim").options(str(tmp_path))
     full = _recipe("debian:bookworm").options(str(tmp_path))
     assert "--variant=minbase" in slim and "--variant=minbase" in full
-    assert "--dpkgopt=path-exclude=/usr/share/doc/*" in slim
-    assert not [o for o in full if "path-exclude" in o]
+    # slim: the dpkg path filters in their own dpkg.cfg.d file (set up before extraction) and a
+    # prune of what the plain-tar extraction unpacked against them
+    assert any(o.startswith("--setup-hook=") and o.endswith('"$1"/etc/dpkg/dpkg.cfg.d/docker') for o in slim)
+    assert any(o.startswith("--extract-hook=") and "hatoba.images.recipes.mmdebstrap prune" in o for o in slim)
+    assert not [o for o in slim if "path-exclude" in o]  # not as --dpkgopt: that costs an mmtarfilter per package
+    assert not [o for o in full if "dpkg.cfg.d/docker" in o or "--extract-hook" in o]
+    _recipe("debian:bookworm-slim").write_files(str(tmp_path))
+    rules = (tmp_path / "dpkg-slim").read_text().splitlines()
+    assert "path-exclude=/usr/share/doc/*" in rules and "path-include=/usr/share/doc/*/copyright" in rules
     for opts in (slim, full):
         assert any("resolv.conf" in o and o.startswith("--customize-hook=") for o in opts)
         assert any("merged-usr" in o for o in opts)
@@ -239,7 +284,8 @@ def test_recipe_for(ref, want):
 def test_hint():
     assert bootstrap.hint("alpine") == ""
     h = bootstrap.hint("docker.io/library/python:3")
-    assert "hatoba image bootstrap python:3" in h and "bootstrap-missing-images" in h
+    assert h == "hatoba can build python:3 from Debian packages: run 'hatoba image bootstrap python:3'"
+    assert bootstrap.hint("busybox") == "hatoba can build busybox:latest locally: run 'hatoba image bootstrap busybox:latest'"
 
 
 def test_every_recipe_tag_resolves_to_its_recipe():

@@ -10,6 +10,7 @@ member being copied). stderr lines become progress messages.
 from __future__ import annotations
 
 import collections
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -92,6 +93,73 @@ def drop_pycache(name: str) -> bool:
     return "__pycache__" in name.split("/")
 
 
+def _literal(glob: str) -> str:
+    """The part of a glob before its first wildcard."""
+    cut = [i for i in (glob.find(c) for c in "*?[\\") if i >= 0]
+    return glob[:min(cut)] if cut else glob
+
+
+def path_filter(rules: Iterable[str]) -> Callable[..., bool]:
+    """dpkg's `path-exclude=GLOB` / `path-include=GLOB` as a predicate `skip(name, dir_or_link=False)`.
+
+    As dpkg (src/main/filters.c): the globs match the absolute path as fnmatch(3) without
+    FNM_PATHNAME (`*` spans `/`), the last match wins, and a skipped directory or symlink is kept
+    when an include pattern's literal part starts with its path (`/usr/share/doc/*/copyright`
+    keeps everything that is a directory or symlink under /usr/share/doc). `skip.roots` are the
+    directories the exclude patterns can reach."""
+    parsed: list[tuple[bool, str]] = []
+    for r in rules:
+        kind, _, glob = r.partition("=")
+        if kind not in ("path-exclude", "path-include"):
+            raise ValueError(f"not a dpkg path filter: {r!r}")
+        parsed.append((kind == "path-exclude", glob))
+    keep_prefixes = [_literal(g).rstrip("/") for ex, g in parsed if not ex]
+
+    def skip(name: str, dir_or_link: bool = False) -> bool:
+        path = "/" + name.strip("/")
+        verdict = False
+        for exclude, glob in parsed:
+            if fnmatch.fnmatchcase(path, glob):
+                verdict = exclude
+        if verdict and dir_or_link and any(path.startswith(p) for p in keep_prefixes):
+            return False
+        return verdict
+
+    skip.roots = sorted({_literal(g).rsplit("/", 1)[0] or "/" for ex, g in parsed if ex})  # type: ignore[attr-defined]
+    return skip
+
+
+def prune_tree(root: str, rules: Iterable[str]) -> int:
+    """Remove from the tree at `root` what dpkg's path filters would not have unpacked; returns the count.
+
+    For mmdebstrap's --extract-hook: its first extraction of the essential packages ignores path
+    filters that are not in its own dpkg.cfg.d file, and maintainer scripts must not see those
+    files (update-alternatives would link man pages that the image then lacks)."""
+    skip = path_filter(rules)
+    removed = 0
+    for top in skip.roots:  # type: ignore[attr-defined]
+        base = os.path.join(root, top.lstrip("/"))
+        if not os.path.isdir(base) or os.path.islink(base):
+            continue
+        for dirpath, dirnames, filenames in os.walk(base, topdown=False):
+            rel = os.path.relpath(dirpath, root)
+            for f in filenames:
+                p = os.path.join(dirpath, f)
+                if skip(f"{rel}/{f}", os.path.islink(p)):
+                    os.unlink(p)
+                    removed += 1
+            for d in dirnames:
+                p = os.path.join(dirpath, d)
+                if os.path.islink(p):
+                    if skip(f"{rel}/{d}", True):
+                        os.unlink(p)
+                        removed += 1
+                elif skip(f"{rel}/{d}", True) and not os.listdir(p):
+                    os.rmdir(p)
+                    removed += 1
+    return removed
+
+
 class _Sink:
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
@@ -112,28 +180,35 @@ def filter_layer(src: IO[bytes], *, mtime_max: int | None = None,
                  drop: Iterable[Callable[[str], bool]] = (drop_dev,), chunk: int = 1 << 20) -> Iterator[bytes]:
     """Re-emit the tar on `src` as a layer tar, in chunks of about `chunk` bytes.
 
-    Entries for which a `drop` predicate holds (on the normalised name) are left out, as are hard
-    links to dropped files and the root entry. Names lose their `./` prefix, owner names go (ids
-    stay), mtimes are clamped to `mtime_max`, pax atime/ctime go; xattrs are kept."""
+    Files for which a `drop` predicate holds (on the normalised name) are left out, as are hard
+    links to dropped files and the root entry. A directory a predicate drops is only kept when
+    something kept lies below it (as dpkg's path-exclude does); this relies on mmdebstrap's order
+    (`tar --sort=name`: a directory, then everything below it). Names lose their `./` prefix,
+    owner names go (ids stay), mtimes are clamped to `mtime_max`, pax atime/ctime go; xattrs stay."""
     preds = list(drop)
     sink = _Sink()
     out = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
     inp = tarfile.open(fileobj=src, mode="r|")  # type: ignore[call-overload]
     dropped: set[str] = set()
+    pending: list[tarfile.TarInfo] = []  # dropped directories on the path to the current entry
     for m in inp:
         name = norm_name(m.name)
         if not name:
             continue
-        if any(p(name) for p in preds):
-            if not m.isdir():
-                dropped.add(name)
-            continue
+        while pending and not name.startswith(pending[-1].name + "/"):
+            pending.pop()
         ti = tarfile.TarInfo(name)
         ti.type, ti.mode, ti.uid, ti.gid = m.type, m.mode, m.uid, m.gid
         ti.uname = ti.gname = ""
         ti.mtime = int(m.mtime) if mtime_max is None else min(int(m.mtime), mtime_max)
         ti.devmajor, ti.devminor = m.devmajor, m.devminor
         ti.pax_headers = {k: v for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")}
+        if any(p(name) for p in preds):
+            if m.isdir():
+                pending.append(ti)
+            else:
+                dropped.add(name)
+            continue
         if m.islnk():
             target = norm_name(m.linkname)
             if target in dropped:
@@ -142,6 +217,9 @@ def filter_layer(src: IO[bytes], *, mtime_max: int | None = None,
             ti.linkname = target
         elif m.issym():
             ti.linkname = m.linkname
+        for d in pending:
+            out.addfile(d)
+        pending.clear()
         if m.isreg():
             ti.size = m.size
             out.addfile(ti, inp.extractfile(m))
@@ -245,3 +323,13 @@ def build_layer(add_layer: Callable[[IO[bytes]], str], *, suite: str, sources: S
         raise failed()
     reader.join(5)
     return diff_id
+
+
+if __name__ == "__main__":  # python -m hatoba.images.recipes.mmdebstrap prune ROOT RULES-FILE (an mmdebstrap hook)
+    import sys
+
+    if len(sys.argv) != 4 or sys.argv[1] != "prune":
+        sys.exit("usage: python -m hatoba.images.recipes.mmdebstrap prune ROOT RULES-FILE")
+    with open(sys.argv[3]) as f:
+        n = prune_tree(sys.argv[2], [line.strip() for line in f if line.strip()])
+    print(f"pruned {n} paths excluded by {sys.argv[3]}", file=sys.stderr)
