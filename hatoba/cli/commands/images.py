@@ -522,7 +522,9 @@ def cmd_history(argv: list[str]) -> int:
 # image bootstrap (hatoba extension)
 
 BOOTSTRAP = Command("image bootstrap", "image bootstrap NAME [NAME...]",
-                    "Build a base image locally from a built-in recipe (hatoba extension)", [], min_args=1)
+                    "Build a base image locally from a built-in recipe (hatoba extension): debian:bookworm-slim, "
+                    "debian:bookworm (debian), python:3.11-slim (python), redis:7 (redis), busybox, hello-world",
+                    [], min_args=1)
 
 
 def cmd_bootstrap(argv: list[str]) -> int:
