@@ -8,6 +8,7 @@ import os
 import sys
 import time
 
+from hatoba.cli.commands._resources import RESOURCE_FLAGS, RESOURCE_KEYS
 from hatoba.cli.common import Command, StatusError, client
 from hatoba.cli.flags import Flag
 from hatoba.client.http import APIError, Client, ConnectError
@@ -221,17 +222,7 @@ def cmd_wait(argv: list[str]) -> int:
 
 
 UPDATE = Command("update", "update [OPTIONS] CONTAINER [CONTAINER...]",
-                 "Update configuration of one or more containers", [
-                     Flag("cpu-period", None, "int", help="Limit CPU CFS (Completely Fair Scheduler) period"),
-                     Flag("cpu-quota", None, "int", help="Limit CPU CFS (Completely Fair Scheduler) quota"),
-                     Flag("cpu-shares", "c", "int", help="CPU shares (relative weight)"),
-                     Flag("cpus", None, "float", help="Number of CPUs"),
-                     Flag("cpuset-cpus", None, "str", help="CPUs in which to allow execution (0-3, 0,1)"),
-                     Flag("cpuset-mems", None, "str", help="MEMs in which to allow execution (0-3, 0,1)"),
-                     Flag("memory", "m", "bytes", help="Memory limit"),
-                     Flag("memory-reservation", None, "bytes", help="Memory soft limit"),
-                     Flag("memory-swap", None, "bytes", help="Swap limit equal to memory plus swap: -1 to enable unlimited swap"),
-                     Flag("pids-limit", None, "int", help="Tune container pids limit (set -1 for unlimited)"),
+                 "Update configuration of one or more containers", RESOURCE_FLAGS + [
                      Flag("restart", None, "str", help="Restart policy to apply when a container exits"),
                  ], min_args=1)
 
@@ -239,10 +230,7 @@ UPDATE = Command("update", "update [OPTIONS] CONTAINER [CONTAINER...]",
 def cmd_update(argv: list[str]) -> int:
     values, args = UPDATE.parse(argv)
     body: dict[str, Any] = {}
-    for key, flag in (("CpuPeriod", "cpu_period"), ("CpuQuota", "cpu_quota"), ("CpuShares", "cpu_shares"),
-                      ("CpusetCpus", "cpuset_cpus"), ("CpusetMems", "cpuset_mems"), ("Memory", "memory"),
-                      ("MemoryReservation", "memory_reservation"), ("MemorySwap", "memory_swap"),
-                      ("PidsLimit", "pids_limit")):
+    for key, flag in RESOURCE_KEYS:
         if values.get(flag) not in (None, 0, ""):
             body[key] = values[flag]
     if values.get("cpus"):

@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 
+from hatoba.cli.commands._resources import RESOURCE_FLAGS
 from hatoba.cli.common import Command, StatusError, client
 from hatoba.cli.flags import Flag
 from hatoba.client.http import APIError, Client
@@ -22,19 +23,13 @@ TYPE_CHECKING = False  # `typing` costs 3 to 6 ms of CLI start-up; Any is only u
 if TYPE_CHECKING:
     from typing import Any
 
-CONTAINER_FLAGS = [
+CONTAINER_FLAGS = RESOURCE_FLAGS + [
     Flag("attach", "a", "list", help="Attach to STDIN, STDOUT or STDERR"),
     Flag("add-host", None, "list", help="Add a custom host-to-IP mapping (host:ip)"),
     Flag("cap-add", None, "list", help="Add Linux capabilities"),
     Flag("cap-drop", None, "list", help="Drop Linux capabilities"),
     Flag("cgroup-parent", None, "str", help="Optional parent cgroup for the container"),
     Flag("cidfile", None, "str", help="Write the container ID to the file"),
-    Flag("cpu-period", None, "int", help="Limit CPU CFS (Completely Fair Scheduler) period"),
-    Flag("cpu-quota", None, "int", help="Limit CPU CFS (Completely Fair Scheduler) quota"),
-    Flag("cpu-shares", "c", "int", help="CPU shares (relative weight)"),
-    Flag("cpus", None, "float", help="Number of CPUs"),
-    Flag("cpuset-cpus", None, "str", help="CPUs in which to allow execution (0-3, 0,1)"),
-    Flag("cpuset-mems", None, "str", help="MEMs in which to allow execution (0-3, 0,1)"),
     Flag("device", None, "list", help="Add a host device to the container"),
     Flag("dns", None, "list", help="Set custom DNS servers"),
     Flag("dns-option", None, "list", help="Set DNS options"),
@@ -54,9 +49,6 @@ CONTAINER_FLAGS = [
     Flag("link", None, "list", help="Add link to another container"),
     Flag("log-driver", None, "str", help="Logging driver for the container"),
     Flag("log-opt", None, "list", help="Log driver options"),
-    Flag("memory", "m", "bytes", help="Memory limit"),
-    Flag("memory-reservation", None, "bytes", help="Memory soft limit"),
-    Flag("memory-swap", None, "bytes", help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap"),
     Flag("mount", None, "list", help="Attach a filesystem mount to the container"),
     Flag("name", None, "str", help="Assign a name to the container"),
     Flag("network", None, "str", help="Connect a container to a network"),
@@ -64,7 +56,6 @@ CONTAINER_FLAGS = [
     Flag("oom-kill-disable", None, "bool", help="Disable OOM Killer"),
     Flag("oom-score-adj", None, "int", help="Tune host's OOM preferences (-1000 to 1000)"),
     Flag("pid", None, "str", help="PID namespace to use"),
-    Flag("pids-limit", None, "int", help="Tune container pids limit (set -1 for unlimited)"),
     Flag("platform", None, "str", help="Set platform if server is multi-platform capable"),
     Flag("privileged", None, "bool", help="Give extended privileges to this container"),
     Flag("publish", "p", "list", help="Publish a container's port(s) to the host"),
