@@ -16,7 +16,7 @@ if [ ${#need[@]} -gt 0 ]; then
   if [ ! -e "$prc" ]; then printf '#!/bin/sh\nexit 101\n' > "$prc"; chmod +x "$prc"; made_prc=1; fi
   trap '[ "$made_prc" = 1 ] && rm -f "$prc"' EXIT
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   if [ -d /run/systemd/system ]; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
   [ "$made_prc" = 1 ] && rm -f "$prc"
   trap - EXIT
