@@ -158,8 +158,8 @@ def remove_cgroup_tree(parent: str) -> list[str]:
 class PrivateDaemon:
     """hatobad on its own socket, data root, exec root, pidfile and cgroup parent."""
 
-    def __init__(self, tag: str = "bench"):
-        self.root = tempfile.mkdtemp(prefix=f"hatoba-{tag}-", dir="/tmp")
+    def __init__(self, tag: str = "bench", base: str = "/tmp"):
+        self.root = tempfile.mkdtemp(prefix=f"hatoba-{tag}-", dir=base)
         self.sock = os.path.join(self.root, "hatoba.sock")
         self.host = f"unix://{self.sock}"
         self.data_root = os.path.join(self.root, "data")

@@ -369,7 +369,10 @@ class Registry:
 
     async def download(self, digest: str, path: str, on_data: Callable[[int], None],
                        on_restart: Callable[[], None] | None = None, attempts: int = 6) -> tuple[str, int]:
-        """GET a blob into `path`, resuming with Range after a dropped connection; returns (sha256, size)."""
+        """GET a blob into `path`, resuming with Range after a dropped connection; returns (sha256, size).
+
+        `on_data(n)` is called once `n` more bytes are in the file; `on_restart()` after the file
+        was emptied because the registry would not resume."""
         h = hashlib.sha256()
         size = 0
         failures = 0
@@ -389,6 +392,7 @@ class Registry:
                                 on_restart()
                         async for chunk in resp.content.iter_chunked(1 << 20):
                             f.write(chunk)
+                            f.flush()  # on_data may hand the bytes to a reader of the file at once
                             h.update(chunk)
                             size += len(chunk)
                             on_data(len(chunk))

@@ -2,9 +2,13 @@
 
 Each layer blob is downloaded into the content store's ingest area (resuming with Range requests
 after a dropped connection), hashed on the way, and only renamed into the store once its digest
-checks out. Extraction (gzip, zstd or plain, sniffed) starts as soon as a layer and all below it
-are there; the snapshotter only shows a layer once it is completely unpacked. The image record is
-written last, so a crash at any point leaves a store with nothing half-done in it.
+checks out. Extraction (gzip, zstd or plain, sniffed) of a layer starts as soon as all layers below
+it are unpacked, while its own blob is still downloading: the extractor reads the ingest file as it
+grows (`_Tail`) and only sees its end once the download has been verified and committed. The
+snapshotter unpacks into a staging directory and shows a layer only once it is completely
+unpacked, so a digest mismatch or a failed download just discards the staging directory; a download
+that has to start over (no Range support) falls back to extracting the committed blob. The image
+record is written last, so a crash at any point leaves a store with nothing half-done in it.
 
 Messages are dockerd's: `Pulling from`, `Already exists`, `Pulling fs layer`, `Waiting`,
 `Downloading`, `Verifying Checksum`, `Download complete`, `Extracting`, `Pull complete`,
@@ -17,6 +21,8 @@ import asyncio
 import contextlib
 import json
 import os
+import threading
+import time
 from dataclasses import dataclass
 from typing import IO
 
@@ -28,7 +34,7 @@ from hatoba.distribution.auth import AuthConfig
 from hatoba.distribution.client import Registry, RegistryError
 from hatoba.distribution.service import Service
 from hatoba.errors import HatobaError, NotFound
-from hatoba.images.compression import Prefetch, open_decompressed
+from hatoba.images.compression import open_layer_stream
 from hatoba.images.reference import Reference
 from hatoba.storage.snapshots import chain_ids
 
@@ -179,24 +185,44 @@ async def _layers(svc: Service, reg: Registry, layers: tuple[mf.Descriptor, ...]
     for n, i in enumerate(todo):
         if n >= svc.max_concurrent_downloads:
             out.send(pg.layer("Waiting", pg.short(layers[i].digest)))
+    tails = {i: _Tail(pg.short(layers[i].digest), out, layers[i].size) for i in todo}
 
     async def fetch(i: int) -> None:
         layer = layers[i]
-        if images.content.has(layer.digest) or images.content.has(diff_ids[i]):
-            out.send(pg.layer("Download complete", pg.short(layer.digest)))
-            return
-        async with sem:
-            await _download(svc, reg, layer, out)
+        try:
+            if images.content.has(layer.digest) or images.content.has(diff_ids[i]):
+                out.send(pg.layer("Download complete", pg.short(layer.digest)))
+                return
+            async with sem:
+                await _download(svc, reg, layer, out, tails[i])
+        finally:
+            tails[i].fail(_NotStreamed())  # unless it has been finished: nothing more will come
 
     tasks = {i: asyncio.ensure_future(fetch(i)) for i in todo}
     try:
         for i in todo:
-            await tasks[i]
             parent = chains[i - 1] if i else None
-            await asyncio.to_thread(_extract, svc, layers[i], diff_ids[i], chains[i], parent, out)
+            if not tasks[i].done():  # unpack while the blob downloads
+                ext = asyncio.ensure_future(asyncio.to_thread(_extract, svc, layers[i], diff_ids[i], chains[i],
+                                                              parent, out, tails[i]))
+                ext.add_done_callback(_retrieved)  # not awaited when the pull is cancelled
+                await asyncio.wait([tasks[i]])
+                if tasks[i].exception() is not None:  # the unpacking sees the failure and gives up too
+                    with contextlib.suppress(BaseException):
+                        await ext
+                    await tasks[i]  # raises
+                try:
+                    await ext
+                except _NotStreamed:  # the download started over, or another pull had it
+                    await asyncio.to_thread(_extract, svc, layers[i], diff_ids[i], chains[i], parent, out)
+            else:
+                await tasks[i]
+                await asyncio.to_thread(_extract, svc, layers[i], diff_ids[i], chains[i], parent, out)
             images.dist.add_source(layers[i].digest, reg.domain, reg.repo)
             out.send(pg.layer("Pull complete", pg.short(layers[i].digest)))
     finally:
+        for tail in tails.values():
+            tail.fail(_NotStreamed())  # a still running unpack of a cancelled pull stops
         for t in tasks.values():
             if not t.done():
                 t.cancel()
@@ -205,8 +231,12 @@ async def _layers(svc: Service, reg: Registry, layers: tuple[mf.Descriptor, ...]
                 await t
 
 
-async def _download(svc: Service, reg: Registry, layer: mf.Descriptor, out: pg.Output) -> None:
-    """Download one blob into the content store, once even when several pulls want it."""
+async def _download(svc: Service, reg: Registry, layer: mf.Descriptor, out: pg.Output,
+                    tail: _Tail | None = None) -> None:
+    """Download one blob into the content store, once even when several pulls want it.
+
+    `tail`, if given, learns of every byte written to the ingest file, and is finished once the blob
+    is verified and committed, or failed."""
     content = svc.images.content
     inflight = svc.downloads.get(layer.digest)
     if inflight is not None:
@@ -221,18 +251,33 @@ async def _download(svc: Service, reg: Registry, layer: mf.Descriptor, out: pg.O
             raise RegistryError(f"foreign layer {layer.digest} (from {layer.urls[0]}) is not downloaded by hatoba")
         part = content.ingest_path("pull-" + layer.digest.split(":", 1)[1])
         meter = pg.Meter(out, "Downloading", sid, layer.size)
+
+        def on_data(n: int) -> None:
+            meter.update(n)
+            if tail is not None:
+                tail.grow(part, n)
+
+        def on_restart() -> None:
+            meter.reset(0)
+            if tail is not None:
+                tail.fail(_NotStreamed())
+
         try:
-            got, size = await reg.download(layer.digest, part, meter.update, on_restart=lambda: meter.reset(0))
+            got, size = await reg.download(layer.digest, part, on_data, on_restart=on_restart)
             meter.done()
             out.send(pg.layer("Verifying Checksum", sid))
             if got != layer.digest or (layer.size >= 0 and size != layer.size):
                 raise RegistryError(f"filesystem layer verification failed for digest {layer.digest}")
             await asyncio.to_thread(content.commit, part, layer.digest)
-        except BaseException:
+        except BaseException as e:
+            if tail is not None:
+                tail.fail(e if isinstance(e, Exception) else HatobaError("download cancelled"))
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(part)
             raise
         out.send(pg.layer("Download complete", sid))
+        if tail is not None:
+            tail.finish()
         fut.set_result(None)
     except BaseException as e:
         fut.set_exception(e if isinstance(e, Exception) else HatobaError("download cancelled"))
@@ -240,6 +285,103 @@ async def _download(svc: Service, reg: Registry, layer: mf.Descriptor, out: pg.O
         raise
     finally:
         svc.downloads.pop(layer.digest, None)
+
+
+def _retrieved(t: asyncio.Future) -> None:
+    if not t.cancelled():
+        t.exception()
+
+
+class _NotStreamed(HatobaError):
+    """The layer could not be unpacked while downloading: unpack the committed blob instead."""
+
+    def __init__(self) -> None:
+        super().__init__("layer not streamed")
+
+
+class _HeldMeter(pg.Meter):
+    """A meter that stays silent until released, then reports where it is: "Extracting" progress
+    of a layer unpacked while it downloads only shows after its "Download complete", as dockerd's."""
+
+    def __init__(self, out: pg.Output, action: str, id: str, total: int):
+        super().__init__(out, action, id, total)
+        self._lock = threading.Lock()
+        self._held = True
+
+    def _emit(self, now: float) -> None:
+        with self._lock:
+            if not self._held:
+                super()._emit(now)
+
+    def release(self) -> None:
+        with self._lock:
+            self._held = False
+            if self.current:
+                super()._emit(time.monotonic())
+
+
+class _Tail:
+    """Reader of a blob's ingest file while the download appends to it (read in a worker thread).
+
+    `read` waits for bytes that the download has written; it ends (b"") only after `finish`, i.e.
+    once the whole blob is verified, and raises the error given to `fail`. Both are called from
+    the event loop; whichever comes first wins."""
+
+    def __init__(self, sid: str, out: pg.Output, size: int):
+        self.meter = _HeldMeter(out, "Extracting", sid, size)
+        self._cond = threading.Condition()
+        self._path: str | None = None
+        self._written = 0
+        self._pos = 0
+        self._end: BaseException | bool = False  # True: finished; an exception: failed
+        self._fd = -1
+
+    def grow(self, path: str, n: int) -> None:
+        with self._cond:
+            self._path = path
+            self._written += n
+            self._cond.notify_all()
+
+    def finish(self) -> None:
+        with self._cond:
+            if self._end is not False:
+                return  # failed already (the download started over): that unpacking is abandoned
+            self._end = True
+            self._cond.notify_all()
+        self.meter.release()
+
+    def fail(self, e: BaseException) -> None:
+        with self._cond:
+            if self._end is False:
+                self._end = e
+                self._cond.notify_all()
+
+    def read(self, n: int = -1) -> bytes:
+        with self._cond:
+            while self._pos >= self._written and self._end is False:
+                self._cond.wait()
+            end = self._end
+            if isinstance(end, _NotStreamed):
+                raise _NotStreamed()
+            if isinstance(end, BaseException):  # the pull reports the download's own error
+                raise HatobaError(f"download failed: {end}")
+            avail = self._written - self._pos
+            path = self._path
+        if avail <= 0:
+            return b""  # finished
+        if self._fd < 0:
+            assert path is not None
+            self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # stays valid when committed (renamed)
+        data = os.pread(self._fd, avail if n is None or n < 0 else min(n, avail), self._pos)
+        if not data:
+            raise _NotStreamed()  # emptied under us: the download started over
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class _Counting:
@@ -254,19 +396,19 @@ class _Counting:
 
 
 def _extract(svc: Service, layer: mf.Descriptor, diff_id: str, chain: str, parent: str | None,
-             out: pg.Output) -> None:
-    """Unpack one downloaded layer (worker thread) and remember blob → diff id."""
+             out: pg.Output, tail: _Tail | None = None) -> None:
+    """Unpack one layer (worker thread) and remember blob → diff id: from `tail` while it downloads,
+    else from the content store."""
     images = svc.images
     sid = pg.short(layer.digest)
-    if images.content.has(layer.digest):
-        size = images.content.size(layer.digest)
-        meter = pg.Meter(out, "Extracting", sid, size)
-        with images.content.open(layer.digest) as raw:
-            src = Prefetch(open_decompressed(_Counting(raw, meter)))
-            try:
-                _, tar_size = images.snapshots.add_layer(chain, parent, src)
-            finally:
-                src.close()
+    if tail is not None or images.content.has(layer.digest):
+        size = layer.size if tail is not None else images.content.size(layer.digest)
+        meter = tail.meter if tail is not None else pg.Meter(out, "Extracting", sid, size)
+        raw: IO[bytes] = tail if tail is not None else images.content.open(layer.digest)  # type: ignore[assignment]
+        try:
+            _, tar_size = images.snapshots.add_layer(chain, parent, open_layer_stream(_Counting(raw, meter)))
+        finally:
+            raw.close()
         meter.done()
         if tar_size < 0:
             tar_size = images.layer_size(diff_id)

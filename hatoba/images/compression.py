@@ -111,56 +111,17 @@ def open_decompressed(f: IO[bytes]) -> IO[bytes]:
     return _Prefixed(head, f)  # type: ignore[return-value]
 
 
-class Prefetch:
-    """Reads `src` in a worker thread, `depth` chunks ahead: decompression (zlib and zstd release the
-    GIL) then overlaps with whoever consumes the data, such as the tar extractor."""
+def open_layer_stream(f: IO[bytes]) -> IO[bytes]:
+    """What `apply_layer` should read for a layer blob: zstd is decompressed here; gzip and plain
+    are passed on as they are (apply_layer decompresses gzip itself, in its reader thread, with
+    ISA-L when it is installed)."""
+    head = f.read(4)
+    if sniff(head) == "zstd":
+        import zstandard
 
-    def __init__(self, src: IO[bytes], chunk: int = _CHUNK, depth: int = 8):
-        import queue
-        import threading
-
-        self._q: queue.Queue[bytes | BaseException] = queue.Queue(depth)
-        self._buf = b""
-        self._eof = False
-        self._stop = False
-
-        def run() -> None:
-            try:
-                while not self._stop:
-                    data = src.read(chunk)
-                    self._q.put(data)
-                    if not data:
-                        return
-            except BaseException as e:  # handed to the reader
-                self._q.put(e)
-
-        self._t = threading.Thread(target=run, name="prefetch", daemon=True)
-        self._t.start()
-
-    def read(self, n: int = -1) -> bytes:
-        while not self._eof and (n is None or n < 0 or len(self._buf) < n):
-            item = self._q.get()
-            if isinstance(item, BaseException):
-                self._eof = True
-                raise item
-            if not item:
-                self._eof = True
-                break
-            self._buf += item
-        if n is None or n < 0:
-            data, self._buf = self._buf, b""
-        else:
-            data, self._buf = self._buf[:n], self._buf[n:]
-        return data
-
-    def close(self) -> None:
-        """Stop the worker (it may be blocked on a full queue: drain it)."""
-        self._stop = True
-        while self._t.is_alive():
-            try:
-                self._q.get(timeout=0.05)
-            except Exception:  # noqa: BLE001 - queue.Empty
-                pass
+        return zstandard.ZstdDecompressor().stream_reader(_Prefixed(head, f), read_size=_CHUNK,
+                                                          read_across_frames=True)  # type: ignore[return-value]
+    return _Prefixed(head, f)  # type: ignore[return-value]
 
 
 def _deflate_block(data: bytes, zdict: bytes, level: int, last: bool) -> bytes:

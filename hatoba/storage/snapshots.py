@@ -19,6 +19,7 @@ staging dirs are removed by :meth:`Snapshotter.cleanup`.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ import re
 import secrets
 import shutil
 import stat
+import sys
 import threading
 from typing import BinaryIO, Literal
 
@@ -34,7 +36,7 @@ from .content import parse_digest
 from .layers import LayerError, apply_layer, changes, write_diff
 from .mount import is_mountpoint, mount_overlay, mountpoints, overlay_options, overlay_supported, umount
 
-__all__ = ["Snapshotter", "chain_id", "chain_ids"]
+__all__ = ["Snapshotter", "chain_id", "chain_ids", "spread_subdirs"]
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SHORT_LEN = 24
@@ -63,6 +65,39 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
         parent = chain_id(parent, diff_id)
         out.append(parent)
     return out
+
+
+_FS_IOC_GETFLAGS, _FS_IOC_SETFLAGS, _FS_TOPDIR_FL = 0x80086601, 0x40086602, 0x00020000
+
+
+def spread_subdirs(path: str) -> bool:
+    """Mark directory ``path`` as the top of unrelated trees (``chattr +T``); best effort.
+
+    ext4's Orlov allocator then puts each new subdirectory of ``path`` (and so
+    the tree unpacked below it) in a block group of its own, instead of next
+    to its siblings.  Besides keeping a layer's inodes together, this matters a
+    lot on ext4 *without a journal*: there, allocating an inode skips the
+    inodes of the block group freed in the last 60 s (360 s while their inode
+    table block is dirty), rescanning them for every new file, so unpacking a
+    layer where another one was just removed (``rmi`` then ``pull``) costs 0.2
+    to 0.5 ms per file instead of about 10 µs.  Other file systems ignore or
+    refuse the flag; False then.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        buf = bytearray(4)  # the kernel reads and writes an int
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, buf)
+        flags = int.from_bytes(buf, sys.byteorder)
+        if not flags & _FS_TOPDIR_FL:
+            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, (flags | _FS_TOPDIR_FL).to_bytes(4, sys.byteorder))
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _disk_usage(path: str) -> int:
@@ -96,6 +131,7 @@ class Snapshotter:
         self._empty = os.path.join(self.root, "empty")
         for d in (self._layers, self._links, self._containers, self._tmp, self._empty):
             os.makedirs(d, mode=0o700 if d != self._empty else 0o755, exist_ok=True)
+        spread_subdirs(self._tmp)  # each layer is unpacked in a staging dir below it
         self._driver = driver
         self._lock = threading.RLock()
 

@@ -223,8 +223,13 @@ def token_registry() -> Iterator[tuple[Registry, TokenServer]]:
 class Proxy:
     """A loopback TCP proxy in front of a registry that can cut and throttle blob downloads."""
 
-    def __init__(self, target: int, cut: int = 0, cut_after: int = 600_000, rate: int = 0):
+    def __init__(self, target: int, cut: int = 0, cut_after: int = 600_000, rate: int = 0,
+                 strip_range: bool = False, corrupt_gzip_mtime: bool = False):
         self.target, self.cut, self.cut_after, self.rate = target, cut, cut_after, rate
+        # strip_range: the registry never sees Range headers (a download has to start over);
+        # corrupt_gzip_mtime: change the MTIME of gzip blobs, which no decompressor notices
+        self.strip_range, self.corrupt_gzip_mtime = strip_range, corrupt_gzip_mtime
+        self.corrupted = 0
         self.port = _free_port()
         self.blob_bytes = 0
         self.cuts = 0
@@ -244,11 +249,20 @@ class Proxy:
                     for line in data.split(b"\r\n"):
                         if line.lower().startswith(b"range:"):
                             self.ranges.append(line.decode())
+                    if self.strip_range:
+                        data = b"\r\n".join(x for x in data.split(b"\r\n") if not x.lower().startswith(b"range:"))
                 up_w.write(data)
                 await up_w.drain()
 
         async def s2c() -> None:
             while data := await up_r.read(32768):
+                if st["blob"] and self.corrupt_gzip_mtime and st["sent"] == 0:
+                    at = data.find(b"\r\n\r\n\x1f\x8b")
+                    if at >= 0:
+                        data = bytearray(data)
+                        data[at + 4 + 4] ^= 1
+                        data = bytes(data)
+                        self.corrupted += 1
                 if st["blob"]:
                     if self.cut > 0 and st["sent"] + len(data) > self.cut_after:
                         self.cut -= 1
@@ -614,6 +628,62 @@ def test_resume_after_dropped_connection(daemon, plain):  # type: ignore[no-unty
     finally:
         proxy.stop()
         _rmi(daemon, via)
+
+
+def test_pull_of_a_blob_with_a_wrong_digest_unpacks_nothing(daemon, plain):  # type: ignore[no-untyped-def]
+    # The layer is unpacked while it downloads; the blob's gzip MTIME is changed on the way, so
+    # the tar inside (and its diff id) is intact and only the blob's digest shows the change:
+    # the unpacked staging directory must be thrown away, not become a layer.
+    ref = f"{plain.host}/corrupt:1"
+    _import(daemon, ref, {"big.bin": os.urandom(2_000_000)})
+    daemon.hatoba("push", ref, check=True)
+    _rmi(daemon, ref)
+    layers = os.path.join(daemon.data_root, "overlay", "layers")
+    before = set(os.listdir(layers))
+    proxy = Proxy(plain.port, rate=1_000_000, corrupt_gzip_mtime=True).start()
+    via = f"127.0.0.1:{proxy.port}/corrupt:1"
+    try:
+        status, msgs = _stream(daemon, f"/v1.41/images/create?fromImage=127.0.0.1:{proxy.port}%2Fcorrupt&tag=1")
+        assert proxy.corrupted >= 1
+        errors = [m["error"] for m in msgs if "error" in m]
+        assert errors and "verification failed" in errors[-1], msgs
+        assert not any(m.get("status") == "Pull complete" for m in msgs), msgs
+    finally:
+        proxy.stop()
+    assert set(os.listdir(layers)) == before
+    assert os.listdir(os.path.join(daemon.data_root, "overlay", "tmp")) == []
+    assert os.listdir(os.path.join(daemon.data_root, "content", "ingest")) == []
+    tags = {t for i in daemon.api("GET", "/images/json")[1] for t in (i.get("RepoTags") or [])}
+    assert via not in tags
+    p = daemon.hatoba("pull", ref, timeout=120)
+    assert p.returncode == 0, p.stderr
+    p = daemon.hatoba("run", "--rm", ref, "wc", "-c", "/big.bin", check=True)
+    assert p.stdout.split()[0] == b"2000000"
+    _rmi(daemon, ref)
+
+
+def test_pull_that_has_to_start_over(daemon, plain):  # type: ignore[no-untyped-def]
+    # A dropped connection, and a registry (here: a proxy) that ignores Range: the download starts
+    # over, so the unpacking that followed it gives up and the committed blob is unpacked instead.
+    ref = f"{plain.host}/restart:1"
+    _import(daemon, ref, {"big.bin": os.urandom(3_000_000)})
+    daemon.hatoba("push", ref, check=True)
+    _rmi(daemon, ref)
+    proxy = Proxy(plain.port, cut=1, cut_after=1_500_000, strip_range=True).start()
+    via = f"127.0.0.1:{proxy.port}/restart:1"
+    try:
+        status, msgs = _stream(daemon, f"/v1.41/images/create?fromImage=127.0.0.1:{proxy.port}%2Frestart&tag=1")
+        assert status == 200 and not any("error" in m for m in msgs), msgs
+        assert proxy.cuts == 1
+        seq = [m["status"] for m in msgs if m.get("id") and m["id"] != "1"]
+        first = {s: seq.index(s) for s in reversed(seq)}
+        assert first["Download complete"] < first["Extracting"] < first["Pull complete"]
+        p = daemon.hatoba("run", "--rm", via, "wc", "-c", "/big.bin", check=True)
+        assert p.stdout.split()[0] == b"3000000"
+    finally:
+        proxy.stop()
+        _rmi(daemon, via)
+    assert os.listdir(os.path.join(daemon.data_root, "overlay", "tmp")) == []
 
 
 def test_kill9_during_pull_leaves_consistent_store(daemon, plain):  # type: ignore[no-untyped-def]

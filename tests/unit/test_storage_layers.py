@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import struct
+import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -473,6 +474,242 @@ def test_existing_symlink_in_dest_is_not_followed(sandbox: dict[str, str]) -> No
     with pytest.raises(LayerError, match="symbolic link"):
         apply(tar_bytes(reg("etc/secret", b"pwned")), dest, "naive")
     assert snapshot(outside) == before
+
+
+# ---------------------------------------------------------------------------
+# the directory fd cache and the per-entry shortcuts of the extractor
+
+
+@root_only
+def test_cached_dir_replaced_by_symlink_is_not_followed(sandbox: dict[str, str]) -> None:
+    dest, outside = sandbox["dest"], sandbox["outside"]
+    before = snapshot(outside)
+    for fmt in ("overlay", "naive"):
+        d = os.path.join(dest, fmt)
+        with pytest.raises(LayerError, match="symbolic link"):
+            apply(
+                tar_bytes(dir_("a"), dir_("a/b"), reg("a/b/x", b"1"), sym("a", outside), reg("a/b/y", b"2")),
+                d,
+                fmt,
+            )
+        with pytest.raises(LayerError, match="symbolic link"):
+            apply(tar_bytes(dir_("c"), reg("c/x", b"1"), sym("c", outside), reg("c/y", b"2")), d, fmt)
+        with pytest.raises(LayerError, match="symbolic link"):  # a hard link into the cached dir
+            apply(tar_bytes(dir_("e"), reg("e/x", b"1"), reg("f", b"f"), sym("e", outside), hard("e/h", "f")), d, fmt)
+    assert snapshot(outside) == before
+
+
+@root_only
+def test_cached_dirs_removed_and_recreated(work: str) -> None:
+    dest = os.path.join(work, "naive")
+    apply(
+        tar_bytes(
+            dir_("a", mode=0o700, mtime=1000),
+            dir_("a/b", mtime=2000),
+            reg("a/b/x", b"x"),
+            reg(".wh.a"),
+            reg("a/b/y", b"y"),  # parents made anew, not the removed (cached) ones
+            dir_("c"),
+            reg("c/x", b"x"),
+            reg("c", b"now a file"),
+            dir_("d"),
+            reg("d/x", b"x"),
+            reg("d", b"file"),
+            dir_("d", mode=0o750),
+            reg("d/y", b"y"),
+        ),
+        dest,
+        "naive",
+    )
+    assert os.listdir(os.path.join(dest, "a/b")) == ["y"]
+    assert stat.S_IMODE(os.lstat(os.path.join(dest, "a")).st_mode) == 0o755  # implicit, not the old 0700
+    assert int(os.lstat(os.path.join(dest, "a/b")).st_mtime) != 2000  # times of the removed dir dropped
+    with open(os.path.join(dest, "c")) as f:
+        assert f.read() == "now a file"
+    assert os.listdir(os.path.join(dest, "d")) == ["y"]
+    assert stat.S_IMODE(os.lstat(os.path.join(dest, "d")).st_mode) == 0o750
+    overlay = os.path.join(work, "overlay")
+    with pytest.raises(LayerError, match="not a directory"):  # the whiteout device is in the way
+        apply(tar_bytes(dir_("a"), dir_("a/b"), reg("a/b/x"), reg(".wh.a"), reg("a/b/y")), overlay)
+
+
+@root_only
+def test_hard_link_replacing_the_dir_of_its_target(sandbox: dict[str, str]) -> None:
+    dest, outside = sandbox["dest"], sandbox["outside"]
+    before = snapshot(outside)
+    with pytest.raises(LayerError, match="does not exist"):
+        apply(tar_bytes(dir_("a"), reg("a/x", b"x"), hard("a", "a/x")), dest)
+    assert snapshot(outside) == before
+
+
+@root_only
+def test_more_directories_than_the_cache_holds(work: str) -> None:
+    dest = os.path.join(work, "d")
+    n = 150
+    members: list[Member] = []
+    for i in range(n):
+        members += [dir_(f"top{i % 7}/d{i}", mode=0o750, uid=i, gid=i + 1, mtime=10_000 + i),
+                    reg(f"top{i % 7}/d{i}/f", str(i).encode())]
+    for i in reversed(range(n)):  # every directory again, least recently used first
+        members.append(reg(f"top{i % 7}/d{i}/g", str(-i).encode()))
+    apply(tar_bytes(*members), dest)
+    for i in range(n):
+        d = os.path.join(dest, f"top{i % 7}/d{i}")
+        st = os.lstat(d)
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, int(st.st_mtime)) == (0o750, i, i + 1, 10_000 + i)
+        with open(os.path.join(d, "f")) as f, open(os.path.join(d, "g")) as g:
+            assert (f.read(), g.read()) == (str(i), str(-i))
+
+
+@root_only
+def test_owner_and_mode_shortcuts(work: str) -> None:
+    dest = os.path.join(work, "d")
+    old = os.umask(0o027)
+    try:
+        apply(
+            tar_bytes(
+                reg("plain", b"p", mode=0o644),
+                reg("all", b"a", mode=0o666),
+                reg("exe", b"e", mode=0o755, uid=7, gid=8),
+                dir_("open", mode=0o777),
+                dir_("sgid", mode=0o2775, uid=0, gid=5),
+                reg("sgid/f", b"f", mode=0o644, uid=0, gid=0),  # the kernel would give it group 5
+                reg("sgid/g", b"g", mode=0o640, uid=0, gid=5),
+                dir_("sgid/sub", mode=0o755),  # would inherit setgid and group 5
+                sym("sgid/l", "f"),
+                reg("sticky", b"s", mode=0o1644),
+            ),
+            dest,
+        )
+    finally:
+        os.umask(old)
+
+    def meta(rel: str) -> tuple[int, int, int]:
+        st = os.lstat(os.path.join(dest, rel))
+        return stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+
+    assert meta("plain") == (0o644, 0, 0)
+    assert meta("all") == (0o666, 0, 0)
+    assert meta("exe") == (0o755, 7, 8)
+    assert meta("open") == (0o777, 0, 0)
+    assert meta("sgid") == (0o2775, 0, 5)
+    assert meta("sgid/f") == (0o644, 0, 0)
+    assert meta("sgid/g") == (0o640, 0, 5)
+    assert meta("sgid/sub") == (0o755, 0, 0)
+    assert meta("sgid/l")[1:] == (0, 0)
+    assert meta("sticky") == (0o1644, 0, 0)
+
+
+def _default_acl(user: int, group: int, other: int) -> bytes:
+    """system.posix_acl_default value: version 2, then (tag, perm, id) for user::, group::, other::."""
+    entries = [(0x01, user), (0x04, group), (0x20, other)]
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, 0xFFFFFFFF) for tag, perm in entries)
+
+
+@root_only
+def test_modes_exact_under_a_default_acl(work: str) -> None:
+    dest = os.path.join(work, "d")
+    os.mkdir(dest)
+    try:
+        os.setxattr(dest, "system.posix_acl_default", _default_acl(7, 0, 0))
+    except OSError as e:
+        pytest.skip(f"no POSIX ACLs here: {e}")
+    apply(tar_bytes(reg("f", b"f", mode=0o644), dir_("d", mode=0o755), reg("d/g", b"g", mode=0o664)), dest)
+    assert stat.S_IMODE(os.lstat(os.path.join(dest, "f")).st_mode) == 0o644
+    assert stat.S_IMODE(os.lstat(os.path.join(dest, "d")).st_mode) == 0o755
+    assert stat.S_IMODE(os.lstat(os.path.join(dest, "d/g")).st_mode) == 0o664
+
+
+@root_only
+def test_gnu_sparse_file(work: str) -> None:
+    gnutar = shutil.which("tar")
+    if gnutar is None:
+        pytest.skip("no tar")
+    src = os.path.join(work, "src")
+    os.mkdir(src)
+    with open(os.path.join(src, "sparse"), "wb") as f:
+        f.seek(1 << 20)
+        f.write(b"middle")
+        f.seek(3 << 20)
+        f.write(b"end")
+        f.truncate(4 << 20)
+    data = b""
+    for fmt in ("gnu", "posix"):
+        out = os.path.join(work, f"{fmt}.tar")
+        subprocess.run([gnutar, f"--format={fmt}", "-S", "-C", src, "-cf", out, "sparse"], check=True)
+        with open(out, "rb") as f:
+            data = f.read()
+        dest = os.path.join(work, fmt)
+        apply(data, dest)
+        with open(os.path.join(dest, "sparse"), "rb") as f, open(os.path.join(src, "sparse"), "rb") as g:
+            assert f.read() == g.read()
+
+
+def _headers_both_ways(data: bytes) -> tuple[list[tuple], list[tuple]]:
+    from hatoba.storage.layers import _TarHeaders, _TarStream
+
+    fields = ("name", "type", "mode", "uid", "gid", "size", "mtime", "linkname", "uname", "gname",
+              "devmajor", "devminor", "offset", "offset_data", "sparse", "pax_headers")
+    chunks = iter([data[i : i + 777] for i in range(0, len(data), 777)] + [b""])
+    mine = [tuple(getattr(m, f) for f in fields) for m in _TarHeaders(_TarStream(lambda: next(chunks))).members()]
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r|", errors="surrogateescape") as tf:
+        theirs = [tuple(getattr(m, f) for f in fields) for m in tf]
+    return mine, theirs
+
+
+def test_header_parsing_matches_tarfile() -> None:
+    long = "d" * 120 + "/" + "f" * 90
+    members: list[Member] = [
+        dir_("etc"),
+        reg("etc/hosts", b"127.0.0.1 localhost\n", mode=0o644, uid=1000, gid=1000),
+        reg("etc/\u00e9t\u00e9", b"non-ascii name"),
+        dir_("var/", mode=0o1777),
+        sym("etc/link", "hosts"),
+        hard("etc/hard", "etc/hosts"),
+        reg(long, b"long name"),
+        sym("x" * 120, "y" * 120),
+        chrdev("dev/null", 1, 3),
+        _blk("dev/loop0", 7, 0),
+        fifo("run/fifo"),
+        reg("big-ids", b"", uid=3_000_000, gid=2_500_000),
+        reg("neg-mtime", b"", mtime=-5),
+        reg("xattr", b"", xattrs={"user.a": b"b"}),
+    ]
+    for fmt in (tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+            if fmt == tarfile.PAX_FORMAT:
+                tf.pax_headers = {"comment": "global"}
+            for ti, data in members:
+                if fmt == tarfile.USTAR_FORMAT and (ti.uid > 0o7777777 or len(ti.linkname) > 100 or ti.mtime < 0):
+                    continue
+                if fmt == tarfile.USTAR_FORMAT and ti.name.isascii() is False:
+                    continue
+                tf.addfile(ti, io.BytesIO(data) if data is not None else None)
+        data = buf.getvalue()
+        mine, theirs = _headers_both_ways(data)
+        assert mine == theirs and len(mine) >= 10, fmt
+    # a V7-style directory (regular type, trailing slash), a base-256 size, a bad checksum mid-archive
+    def blocks(ti: tarfile.TarInfo, data: bytes = b"") -> bytearray:
+        ti.size = len(data)
+        return bytearray(ti.tobuf(tarfile.USTAR_FORMAT) + data + b"\0" * (-len(data) % 512))
+
+    v7 = tarfile.TarInfo("olddir/")
+    v7.type = tarfile.AREGTYPE
+    c = blocks(tarfile.TarInfo("c"), b"z")
+    c[10] ^= 1  # its checksum no longer matches: the end, for tarfile
+    raw = blocks(v7) + blocks(tarfile.TarInfo("a"), b"x") + blocks(tarfile.TarInfo("b"), b"y") + c
+    mine, theirs = _headers_both_ways(bytes(raw) + b"\0" * 1024)
+    assert mine == theirs and [m[0] for m in mine] == ["olddir", "a", "b"]
+    assert mine[0][1] == tarfile.DIRTYPE
+    big = tarfile.TarInfo("big")
+    big.size = 0
+    block = bytearray(big.tobuf(tarfile.GNU_FORMAT))
+    block[124:136] = b"\x80" + (5).to_bytes(11, "big")  # base-256 size 5
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    mine, theirs = _headers_both_ways(bytes(block) + b"hello".ljust(512, b"\0") + b"\0" * 1024)
+    assert mine == theirs and mine[0][5] == 5
 
 
 # ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from hatoba.storage.mount import (
     overlay_supported,
     umount,
 )
-from hatoba.storage.snapshots import Snapshotter, chain_id, chain_ids
+from hatoba.storage.snapshots import Snapshotter, chain_id, chain_ids, spread_subdirs
 
 MTIME = 1_600_000_000
 
@@ -463,3 +463,27 @@ def test_remove_with_submount_does_not_touch_bind_source(work: str) -> None:
     assert not os.path.exists(os.path.join(work, "s", "containers", "c3"))
     with open(os.path.join(host_dir, "precious")) as f:
         assert f.read() == "keep me"
+
+
+def test_staging_dir_spreads_layers_where_supported() -> None:
+    import fcntl
+    import struct
+
+    d = tempfile.mkdtemp(prefix="hatoba-test-spread-", dir="/var/tmp")
+    try:
+        Snapshotter(d)
+        tmp = os.path.join(d, "tmp")
+        fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            buf = bytearray(4)
+            try:
+                fcntl.ioctl(fd, 0x80086601, buf)  # FS_IOC_GETFLAGS
+            except OSError:
+                pytest.skip("no inode flags on this file system")
+        finally:
+            os.close(fd)
+        if spread_subdirs(tmp):  # ext4: chattr +T (FS_TOPDIR_FL)
+            assert struct.unpack("=i", bytes(buf))[0] & 0x00020000
+        assert spread_subdirs(os.path.join(d, "missing")) is False
+    finally:
+        shutil.rmtree(d)
