@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hatoba.api.hijack import Hijacked, finish, hijack
+from hatoba.api.hijack import finish, hijack
 from hatoba.api.server import Router, json_body, json_response, qbool, qfilters, qint, read_json
 from hatoba.engine import views
 from hatoba.engine.attach import AttachSession
@@ -119,17 +119,12 @@ async def wait(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def _upgrade_or_raw(request: web.Request, extra: bytes = b"") -> Hijacked:
-    conn = hijack(request, extra)
-    return conn
-
-
 async def attach(request: web.Request) -> web.StreamResponse:
     eng = _eng(request)
     c = eng.containers.get(_id(request))
     stdin, stdout, stderr = qbool(request, "stdin"), qbool(request, "stdout"), qbool(request, "stderr")
     stream, with_logs = qbool(request, "stream"), qbool(request, "logs")
-    conn = _upgrade_or_raw(request)
+    conn = hijack(request)
     eng.events.emit("container", "attach", c.id, c.event_attrs())
     if with_logs or c.running:
         # Let the client parse the 101 before stream bytes follow: docker-py reads the response head
@@ -154,8 +149,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
     await asyncio.wait([sess.done, conn.lost], return_when=asyncio.FIRST_COMPLETED)
     if sess in c.pending_attach:
         c.pending_attach.remove(sess)
-    if not sess.done.done():
-        await sess.done if sess._sock is not None else None
+    if sess.connected and not sess.done.done():
+        await sess.done  # the client went away: the session closes the conmon socket and ends
     return await finish(conn)
 
 

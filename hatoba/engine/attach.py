@@ -44,6 +44,10 @@ class AttachSession:
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
         self._sock: socket.socket | None = None
 
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
+
     def connect(self, sock: socket.socket) -> None:
         self._sock = sock
         asyncio.ensure_future(self._run(sock))

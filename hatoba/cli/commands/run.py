@@ -551,18 +551,14 @@ def _run(values: dict, args: list[str]) -> int:
     c = client()
     body = build_body(values, args)
     detach = bool(values.get("detach"))
-    if detach and values.get("rm") is None:
-        pass
     cid = create_container(c, body, values.get("name"), bool(values.get("quiet")))
     if detach:
-        waiter = _Waiter(c.host, cid, "next-exit")
         try:
             c.call("POST", f"/containers/{cid}/start")
         except APIError as e:
             raise StatusError(_start_error_status(e.message),
                               f"hatoba: Error response from daemon: {e.message}.") from None
         print(cid)
-        del waiter
         return 0
     tty, stdin = body["Tty"], body["AttachStdin"]
     params = {"stream": 1, "stdin": 1 if stdin else None, "stdout": 1 if body["AttachStdout"] else None,
@@ -586,8 +582,6 @@ def _run(values: dict, args: list[str]) -> int:
 
 def cmd_run(argv: list[str]) -> int:
     values, args = RUN.parse(argv)
-    if values.get("detach") and values.get("rm") and False:
-        pass
     return _run(values, args)
 
 
@@ -708,7 +702,7 @@ def cmd_exec(argv: list[str]) -> int:
     try:
         eid = c.json("POST", f"/containers/{name}/exec", body=body)["Id"]
     except APIError as e:
-        raise StatusError(1 if e.status != 404 else 1, f"Error response from daemon: {e.message}") from None
+        raise StatusError(1, f"Error response from daemon: {e.message}") from None
     if detach:
         c.call("POST", f"/exec/{eid}/start", body={"Detach": True, "Tty": tty})
         return 0
