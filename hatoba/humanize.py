@@ -1,5 +1,6 @@
-"""Human-readable durations as Docker prints them (go-units HumanDuration), shared by the CLI and the
-daemon (which renders `Status` in `GET /containers/json`). Stdlib only, no imports.
+"""Docker's human-readable texts shared by the CLI and the daemon: durations (go-units HumanDuration),
+the `docker ps` STATUS text (the daemon renders it in `GET /containers/json`), and Go's
+RFC3339Nano time format. Stdlib only, no imports at module level.
 """
 
 
@@ -31,3 +32,37 @@ def human_duration(seconds: float) -> str:
     if hours < 24 * 365 * 2:
         return f"{hours // 24 // 30} months"
     return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def status_text(state: str, *, exit_code: object, started: float, finished: float, now: float,
+                health: str = "") -> str:
+    """`docker ps` STATUS for a state name (created, running, paused, restarting, removing, dead, exited):
+    "Up 3 minutes", "Up 3 minutes (Paused)", "Up 2 hours (healthy)", "Restarting (1) 5 seconds ago",
+    "Exited (0) 2 seconds ago", "Created", "Removal In Progress", "Dead"."""
+    if state == "paused":
+        return f"Up {human_duration(now - started)} (Paused)"
+    if state == "restarting":
+        return f"Restarting ({exit_code}) {human_duration(now - finished)} ago"
+    if state == "running":
+        if health and health != "none":
+            return f"Up {human_duration(now - started)} ({'health: starting' if health == 'starting' else health})"
+        return f"Up {human_duration(now - started)}"
+    if state == "removing":
+        return "Removal In Progress"
+    if state == "dead":
+        return "Dead"
+    if state == "created":
+        return "Created"
+    return f"Exited ({exit_code}) {human_duration(now - finished)} ago"
+
+
+def rfc3339_nano(ns: int) -> str:
+    """Unix nanoseconds as Go's `time.RFC3339Nano` in UTC: "2026-11-22T09:40:50.541672225Z" (trailing
+    zeros of the fraction trimmed)."""
+    import time
+
+    sec, frac = divmod(int(ns), 1_000_000_000)
+    out = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    if frac:
+        out += "." + f"{frac:09d}".rstrip("0")
+    return out + "Z"

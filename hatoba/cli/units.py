@@ -405,18 +405,10 @@ def format_rfc3339_nano(ts_ns: int) -> str:
     0 is treated as "unset" and rendered as Go's zero time ``0001-01-01T00:00:00Z``, which is what
     docker shows for never-set timestamps (and what :func:`parse_rfc3339` maps back to 0).
     """
+    from hatoba.humanize import rfc3339_nano
+
     ts_ns = int(ts_ns)
-    if ts_ns == 0:
-        ts_ns = _ZERO_TIME_NS
-    secs, frac = divmod(ts_ns, _NS)
-    days, rem = divmod(secs, 86400)
-    y, mo, d = _civil_from_days(days)
-    hh, rem = divmod(rem, 3600)
-    mm, ss = divmod(rem, 60)
-    out = f"{y:04d}-{mo:02d}-{d:02d}T{hh:02d}:{mm:02d}:{ss:02d}"
-    if frac:
-        out += "." + f"{frac:09d}".rstrip("0")
-    return out + "Z"
+    return rfc3339_nano(ts_ns) if ts_ns else "0001-01-01T00:00:00Z"
 
 
 def parse_time_arg(s: str, now: float) -> float:
@@ -482,38 +474,34 @@ def container_status(state: Mapping[str, object], now: float) -> str:
     starting)", "Restarting (1) 5 seconds ago", "Exited (0) 2 seconds ago", "Created",
     "Removal In Progress", "Dead".  ``StartedAt``/``FinishedAt`` may be RFC 3339 strings or Unix seconds.
     """
+    from hatoba.humanize import status_text
+
     status = str(state.get("Status") or "").lower()
     paused = bool(state.get("Paused")) or status == "paused"
     restarting = bool(state.get("Restarting")) or status == "restarting"
     running = bool(state.get("Running")) or status == "running" or paused
-    exit_code = state.get("ExitCode") or 0
     started = _ts(state.get("StartedAt"))
     finished = _ts(state.get("FinishedAt"))
-    if running or restarting:
-        if paused:
-            return f"Up {human_duration(now - started)} (Paused)"
-        if restarting:
-            return f"Restarting ({exit_code}) {human_duration(now - finished)} ago"
-        health = state.get("Health")
-        hstatus = ""
-        if isinstance(health, Mapping):
-            hstatus = str(health.get("Status") or "")
-        elif isinstance(health, str):
-            hstatus = health
-        if hstatus and hstatus != "none":
-            if hstatus == "starting":
-                hstatus = "health: starting"
-            return f"Up {human_duration(now - started)} ({hstatus})"
-        return f"Up {human_duration(now - started)}"
-    if status == "removing" or state.get("RemovalInProgress"):
-        return "Removal In Progress"
-    if status == "dead" or state.get("Dead"):
-        return "Dead"
-    if not started:
-        return "Created"
-    if not finished:
+    health = state.get("Health")
+    hstatus = str(health.get("Status") or "") if isinstance(health, Mapping) else str(health or "")
+    if paused:
+        name = "paused"
+    elif restarting:
+        name = "restarting"
+    elif running:
+        name = "running"
+    elif status == "removing" or state.get("RemovalInProgress"):
+        name = "removing"
+    elif status == "dead" or state.get("Dead"):
+        name = "dead"
+    elif not started:
+        name = "created"
+    elif not finished:
         return ""
-    return f"Exited ({exit_code}) {human_duration(now - finished)} ago"
+    else:
+        name = "exited"
+    return status_text(name, exit_code=state.get("ExitCode") or 0, started=started, finished=finished, now=now,
+                       health=hstatus)
 
 
 def truncate_id(id: str) -> str:

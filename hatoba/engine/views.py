@@ -6,7 +6,7 @@ from typing import Any
 
 from hatoba.engine.containers import Container, Containers
 from hatoba.errors import HatobaError, InvalidParameter
-from hatoba.humanize import human_duration
+from hatoba.humanize import status_text
 from hatoba.images.store import parse_rfc3339
 
 
@@ -81,21 +81,9 @@ def state_name(c: Container) -> str:
 
 
 def _status_text(c: Container, now: float) -> str:
-
     s = c.state
-    st = state_name(c)
-    if st == "restarting":
-        return f"Restarting ({s.get('ExitCode', 0)}) {human_duration(now - parse_rfc3339(s.get('FinishedAt')))} ago"
-    if st in ("running", "paused"):
-        txt = "Up " + human_duration(now - parse_rfc3339(s.get("StartedAt")))
-        return txt + " (Paused)" if st == "paused" else txt
-    if st == "removing":
-        return "Removal In Progress"
-    if st == "dead":
-        return "Dead"
-    if st == "created":
-        return "Created"
-    return f"Exited ({s.get('ExitCode', 0)}) {human_duration(now - parse_rfc3339(s.get('FinishedAt')))} ago"
+    return status_text(state_name(c), exit_code=s.get("ExitCode", 0), started=parse_rfc3339(s.get("StartedAt")),
+                       finished=parse_rfc3339(s.get("FinishedAt")), now=now)
 
 
 def summary(mgr: Containers, c: Container, now: float, size: bool = False) -> dict[str, Any]:

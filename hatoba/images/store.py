@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from hatoba.db import Database
 from hatoba.errors import Conflict, InvalidParameter, NotFound
+from hatoba.humanize import rfc3339_nano
 from hatoba.images import reference
 from hatoba.images.compression import open_decompressed
 from hatoba.images.distmeta import DistributionMetadata
@@ -30,10 +31,8 @@ _EPOCH_ZERO = "0001-01-01T00:00:00Z"
 
 
 def rfc3339(ts: float) -> str:
-    t = time.gmtime(ts)
-    ns = int(round((ts - int(ts)) * 1e9))
-    frac = f".{ns:09d}".rstrip("0").rstrip(".") if ns else ""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + frac + "Z"
+    """Unix seconds as Go's RFC3339Nano (UTC)."""
+    return rfc3339_nano(round(ts * 1e9))
 
 
 def parse_rfc3339(s: str | None) -> float:

@@ -13,12 +13,13 @@ modify it concurrently, so reads and writes below the resolved path go through
 
 from __future__ import annotations
 
-import datetime
 import errno
 import os
 import posixpath
 import stat
 from typing import Any, BinaryIO
+
+from hatoba.humanize import rfc3339_nano
 
 from .layers import _DIR_FLAGS, _Entry, _extract_stream, _TarWriter, _walk
 
@@ -28,7 +29,6 @@ __all__ = [
     "extract_archive",
     "go_file_mode",
     "resolve_in_root",
-    "rfc3339_nano",
     "stat_path",
 ]
 
@@ -115,15 +115,6 @@ def go_file_mode(st_mode: int) -> int:
         mode |= GO_MODE_STICKY
     return mode
 
-
-def rfc3339_nano(ns: int) -> str:
-    """Format nanoseconds since the epoch like Go's ``time.RFC3339Nano`` in UTC."""
-    sec, frac = divmod(ns, 1_000_000_000)
-    dt = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(seconds=sec)
-    out = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    if frac:
-        out += "." + f"{frac:09d}".rstrip("0")
-    return out + "Z"
 
 
 def _abs_name(path: str) -> str:

@@ -15,13 +15,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from hatoba.humanize import rfc3339_nano
 from hatoba.storage.archive import (
     ArchiveError,
     archive_path,
     extract_archive,
     go_file_mode,
     resolve_in_root,
-    rfc3339_nano,
     stat_path,
 )
 

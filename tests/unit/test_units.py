@@ -442,3 +442,15 @@ def test_truncate_id(ident, short):
 )
 def test_go_quote(s, quoted):
     assert go_quote(s) == quoted
+
+
+def test_container_status_and_daemon_view_share_one_text():
+    """The CLI's container_status and the daemon's ps Status both come from humanize.status_text."""
+    from hatoba.humanize import status_text
+
+    now = 1_000_000.0
+    assert status_text("running", exit_code=0, started=now - 180, finished=0, now=now) == "Up 3 minutes"
+    assert status_text("paused", exit_code=0, started=now - 5, finished=0, now=now) == "Up 5 seconds (Paused)"
+    assert status_text("exited", exit_code=3, started=1, finished=now - 2, now=now) == "Exited (3) 2 seconds ago"
+    assert status_text("running", exit_code=0, started=now - 7200, finished=0, now=now,
+                       health="starting") == "Up 2 hours (health: starting)"
