@@ -114,6 +114,8 @@ async def wait(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     code = await fut
     with contextlib.suppress(ConnectionError):
+        # Always null, as in the traces (03, 19): a non-null Error makes the docker CLI print
+        # "Error waiting for container: …" after a failed start it has already reported.
         await resp.write(json_body({"Error": None, "StatusCode": code}))
         await resp.write_eof()
     return resp
@@ -401,7 +403,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
         prev = None
         if not one_shot and c.running:
             prev = _stats_doc(eng, c, None)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # dockerd waits for its 1 s collector tick; 0.5 s gives precpu_stats too
         return json_response(_stats_doc(eng, c, prev))
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     resp.enable_chunked_encoding()
