@@ -65,7 +65,7 @@ async def serve(cfg: DaemonConfig) -> None:
     engine = Engine(cfg)
     await engine.containers.restore()
     rotator = asyncio.ensure_future(engine.containers.rotate_logs_forever())
-    app = make_app(engine)
+    app = make_app(**engine.backends())
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1)
     await runner.setup()
     sites = []

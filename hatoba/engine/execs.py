@@ -1,4 +1,9 @@
-"""Exec sessions (`docker exec`): create, start (attached or detached), inspect, resize."""
+"""Exec sessions (`docker exec`): create, start (attached or detached), inspect, resize.
+
+The process runs with the exec's own settings (create's `Tty` decides whether it gets a terminal);
+the start request's `Tty` only decides how the output is framed on the hijacked stream, as with
+dockerd. Detach keys (default ctrl-p,ctrl-q) end an attached session without stopping the process.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,27 @@ import asyncio
 import json
 import os
 import shutil
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from hatoba.engine.attach import AttachSession, ClientStream
-from hatoba.engine.containers import Container, Containers
-from hatoba.errors import Conflict, HatobaError, NotFound
+from hatoba.engine.attach import AttachSession, ClientStream, parse_detach_keys
+from hatoba.engine.container import Container
+from hatoba.engine.containers import Containers
+from hatoba.errors import Conflict, HatobaError, InvalidParameter, NotFound
 from hatoba.runtime.conmon import ExecProcess, OCIRuntimeError
 from hatoba.runtime.logs import frame
 from hatoba.runtime.users import UserError, resolve_user
+
+
+def _get(body: dict[str, Any], key: str) -> Any:
+    """A field of the exec config, matched case-insensitively as Go's JSON decoding does."""
+    if key in body:
+        return body[key]
+    low = key.lower()
+    for k, v in body.items():
+        if k.lower() == low:
+            return v
+    return None
 
 
 class Exec:
@@ -28,17 +46,26 @@ class Exec:
         self.proc: ExecProcess | None = None
         self.done = asyncio.get_running_loop().create_future()
 
+    @property
+    def cmd(self) -> list[str]:
+        return list(_get(self.body, "Cmd") or [])
+
+    @property
+    def tty(self) -> bool:
+        return bool(_get(self.body, "Tty"))
+
     def inspect(self) -> dict[str, Any]:
         b = self.body
-        cmd = list(b.get("Cmd") or [])
+        cmd = self.cmd
+        user = _get(b, "User")
         return {
             "ID": self.id, "Running": self.running, "ExitCode": self.exit_code,
-            "ProcessConfig": {"tty": bool(b.get("Tty")), "entrypoint": cmd[0] if cmd else "",
-                              "arguments": cmd[1:], "privileged": bool(b.get("Privileged")),
-                              **({"user": b["User"]} if b.get("User") else {})},
-            "OpenStdin": bool(b.get("AttachStdin")), "OpenStderr": bool(b.get("AttachStderr")),
-            "OpenStdout": bool(b.get("AttachStdout")), "CanRemove": False,
-            "ContainerID": self.container.id, "DetachKeys": b.get("DetachKeys") or "", "Pid": self.pid,
+            "ProcessConfig": {"tty": self.tty, "entrypoint": cmd[0] if cmd else "",
+                              "arguments": cmd[1:], "privileged": bool(_get(b, "Privileged")),
+                              **({"user": user} if user else {})},
+            "OpenStdin": bool(_get(b, "AttachStdin")), "OpenStderr": bool(_get(b, "AttachStderr")),
+            "OpenStdout": bool(_get(b, "AttachStdout")), "CanRemove": False,
+            "ContainerID": self.container.id, "DetachKeys": _get(b, "DetachKeys") or "", "Pid": self.pid,
         }
 
 
@@ -53,85 +80,101 @@ class Execs:
             raise NotFound(f"No such exec instance: {eid}")
         return e
 
+    def inspect(self, eid: str) -> dict[str, Any]:
+        return self.get(eid).inspect()
+
     def create(self, ref: str, body: dict[str, Any]) -> str:
         c = self.containers.get(ref)
         if not c.running:
             raise Conflict(f"Container {c.id} is not running")
-        if c.state.get("Paused"):
+        if c.paused:
             raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
-        if not body.get("Cmd"):
-            raise HatobaError("No exec command specified")
+        cmd = _get(body, "Cmd")
+        if not cmd:
+            raise InvalidParameter("No exec command specified")
+        parse_detach_keys(_get(body, "DetachKeys"))
         eid = os.urandom(32).hex()
         self.by_id[eid] = Exec(eid, c, body)
         c.exec_ids.add(eid)
-        self.containers.events.emit("container", f"exec_create: {' '.join(body['Cmd'])}", c.id,
-                                    c.event_attrs(execID=eid))
+        self.containers.events.emit("container", f"exec_create: {' '.join(cmd)}", c.id, c.event_attrs(execID=eid))
         return eid
 
     def _process(self, e: Exec) -> dict[str, Any]:
         c = e.container
-        bundle = self.containers.bundle(c)
-        with open(os.path.join(bundle, "config.json")) as f:
+        with open(os.path.join(self.containers.bundle(c), "config.json")) as f:
             spec = json.load(f)
         proc = dict(spec["process"])
         b = e.body
-        proc["args"] = list(b["Cmd"])
-        proc["terminal"] = bool(b.get("Tty"))
+        proc["args"] = e.cmd
+        proc["terminal"] = e.tty
         env = list(proc.get("env") or [])
-        for kv in b.get("Env") or []:
+        for kv in _get(b, "Env") or []:
             k = kv.split("=", 1)[0]
             env = [x for x in env if x.split("=", 1)[0] != k] + [kv]
         proc["env"] = env
-        if b.get("WorkingDir"):
-            proc["cwd"] = b["WorkingDir"]
-        if b.get("User"):
+        if _get(b, "WorkingDir"):
+            proc["cwd"] = _get(b, "WorkingDir")
+        if _get(b, "User"):
             try:
-                u = resolve_user(spec["root"]["path"], b["User"])
+                u = resolve_user(spec["root"]["path"], _get(b, "User"))
             except UserError as err:
                 raise HatobaError(str(err)) from None
             proc["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids}
         proc.pop("consoleSize", None)
         return proc
 
-    async def start(self, eid: str, *, detach: bool, tty: bool | None, client: ClientStream | None) -> None:
+    async def start(self, eid: str, *, detach: bool, tty: bool | None,
+                    upgrade: Callable[[], Awaitable[ClientStream]] | None = None) -> ClientStream | None:
+        """Start the exec; attached (`upgrade` gives the hijacked client stream) unless `detach`.
+
+        Errors before the upgrade are HTTP errors; later ones are written into the stream."""
         e = self.get(eid)
         if e.started:
             raise Conflict(f"Error: Exec command {eid} has already run")
         c = e.container
         if not c.running:
             raise Conflict(f"Container {c.id} is not running")
+        client = None
+        if not detach:
+            if upgrade is None:
+                raise InvalidParameter("an attached exec start needs a stream")
+            client = await upgrade()
+        framed = not (e.tty if tty is None else tty)
         e.started = True
         exec_dir = os.path.join(self.containers.bundle(c), "exec", eid[:16])
-        os.makedirs(exec_dir, exist_ok=True)
+        os.makedirs(exec_dir, mode=0o700, exist_ok=True)
         b = e.body
-        use_tty = bool(b.get("Tty")) if tty is None else tty
-        stdin = bool(b.get("AttachStdin")) and not detach
+        stdin = bool(_get(b, "AttachStdin")) and not detach
         try:
-            proc = await self.containers.rt(c).exec(c.id, exec_dir, self._process(e), tty=use_tty, stdin=stdin)
-        except OCIRuntimeError as err:
-            e.exit_code = 126 if "permission denied" in err.message else 127
+            proc = await self.containers.rt(c).exec(c.id, exec_dir, self._process(e), tty=e.tty, stdin=stdin)
+        except (OCIRuntimeError, HatobaError, OSError) as err:
+            msg_text = err.message if isinstance(err, (OCIRuntimeError, HatobaError)) else str(err)
+            e.exit_code = 126 if "permission denied" in msg_text else 127
             shutil.rmtree(exec_dir, ignore_errors=True)
-            if client is not None:
-                msg = f"OCI runtime exec failed: {err.message}: unknown\r\n".encode()
-                client.write(msg if use_tty else frame("stdout", msg))  # dockerd frames it as stdout
-                client.close()
+            if not e.done.done():
                 e.done.set_result(None)
-                return
-            raise HatobaError(f"OCI runtime exec failed: {err.message}: unknown") from None
+            text = f"OCI runtime exec failed: {msg_text}: unknown"
+            if client is not None:
+                msg = (text + "\r\n").encode()
+                client.write(frame("stdout", msg) if framed else msg)  # dockerd frames it as stdout
+                return client
+            raise HatobaError(text) from None
         e.proc, e.pid, e.running = proc, proc.pid, True
-        self.containers.events.emit("container", f"exec_start: {' '.join(b['Cmd'])}", c.id,
+        self.containers.events.emit("container", f"exec_start: {' '.join(e.cmd)}", c.id,
                                     c.event_attrs(execID=eid))
-        session = None
-        if client is not None and proc.sock is not None:
-            session = AttachSession(client, tty=use_tty, stdin=stdin, stdout=bool(b.get("AttachStdout", True)),
-                                    stderr=bool(b.get("AttachStderr", True)), stdin_once=True,
-                                    close_client=False)
         asyncio.ensure_future(self._reap(e, exec_dir))
-        if session is not None:
-            session.connect(proc.sock)  # type: ignore[arg-type]
-            await session.done
-            await e.done
-            client.close()  # only now: the CLI reads ExitCode right after the stream ends
+        if client is None or proc.sock is None:
+            return client
+        session = AttachSession(client, tty=not framed, stdin=stdin,
+                                stdout=bool(_get(b, "AttachStdout") if _get(b, "AttachStdout") is not None else True),
+                                stderr=bool(_get(b, "AttachStderr") if _get(b, "AttachStderr") is not None else True),
+                                stdin_once=True, close_client=False,
+                                detach_keys=parse_detach_keys(_get(b, "DetachKeys")))
+        session.connect(proc.sock)
+        await session.done
+        if not session.detached:
+            await asyncio.wait([e.done, client.lost], return_when=asyncio.FIRST_COMPLETED)
+        return client  # closed by the API only now: the CLI reads ExitCode right after the stream ends
 
     async def _reap(self, e: Exec, exec_dir: str) -> None:
         assert e.proc is not None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hatoba.engine.containers import Container, Containers
+from hatoba.engine.container import Container
 from hatoba.errors import HatobaError, InvalidParameter
 from hatoba.humanize import status_text
 from hatoba.images.store import parse_rfc3339
+
+if TYPE_CHECKING:
+    from hatoba.engine.containers import Containers
 
 
 def _network_settings(c: Container, full: bool) -> dict[str, Any]:
@@ -147,19 +150,26 @@ def list_containers(mgr: Containers, *, all_: bool, limit: int, size: bool, filt
                 continue
         if filters.get("ancestor") and c.image_id not in ancestors and c.config.get("Image") not in filters["ancestor"]:
             continue
-        if filters.get("label"):
-            labels = c.config.get("Labels") or {}
-            ok = True
-            for w in filters["label"]:
-                k, eq, v = w.partition("=")
-                if k not in labels or (eq and labels[k] != v):
-                    ok = False
-            if not ok:
-                continue
+        if (filters.get("label") or filters.get("label!")) and not labels_match(
+                c.config.get("Labels") or {}, filters.get("label", []), filters.get("label!", [])):
+            continue
         out.append(summary(mgr, c, now, size))
         if limit > 0 and len(out) >= limit:
             break
     return out
+
+
+def labels_match(labels: dict[str, str], wanted: list[str], unwanted: tuple[str, ...] | list[str] = ()) -> bool:
+    """Docker's `label=k[=v]` (all must match) and `label!=k[=v]` (none may match) filters."""
+    for w in wanted:
+        k, eq, v = w.partition("=")
+        if k not in labels or (eq and labels[k] != v):
+            return False
+    for w in unwanted:
+        k, eq, v = w.partition("=")
+        if k in labels and (not eq or labels[k] == v):
+            return False
+    return True
 
 
 def _name_match(name: str, pattern: str) -> bool:
