@@ -21,6 +21,7 @@ BACKENDS = ("containers", "execs", "images", "registry", "system")
 BACKEND_KEYS: dict[str, web.AppKey[Any]] = {n: web.AppKey(n, object) for n in BACKENDS}
 PARAMS = web.RequestKey("params", dict)
 API_VERSION = web.RequestKey("api_version", tuple)
+HIJACKED = web.RequestKey("hijacked", object)  # set once the connection carries a raw stream
 
 
 class Router:

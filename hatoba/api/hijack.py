@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from hatoba.api.common import HIJACKED
+
 UPGRADED = (b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
             b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
 
@@ -150,6 +152,7 @@ def hijack(request: web.Request, extra_headers: bytes = b"") -> Hijacked:
     transport.write(head)
     conn = Hijacked(transport, proto, tail.data)  # type: ignore[arg-type]
     transport.set_protocol(conn)
+    request[HIJACKED] = conn
     return conn
 
 

@@ -17,7 +17,8 @@ from aiohttp import web
 from hatoba import __version__
 from hatoba.api import containers, distribution, execs, images, moving, system
 from hatoba.api.common import API_VERSION as API_VERSION_KEY
-from hatoba.api.common import BACKEND_KEYS, BACKENDS, PARAMS, Router, error_response
+from hatoba.api.common import BACKEND_KEYS, BACKENDS, HIJACKED, PARAMS, Router, error_response
+from hatoba.api.hijack import finish
 from hatoba.errors import HatobaError
 
 log = logging.getLogger("hatoba.api")
@@ -72,11 +73,15 @@ def make_app(**backends: Any) -> web.Application:
         except HatobaError as e:
             if e.status >= 500:
                 log.info("%s %s: %s", request.method, path, e.message)
+            if HIJACKED in request:  # the answer went out already: the stream just ends
+                return await finish(request[HIJACKED])
             return error_response(e.status, e.message)
         except (ConnectionResetError, BrokenPipeError):
             raise
         except Exception:  # noqa: BLE001 - a bug of ours: log it, answer without internals
             log.exception("%s %s failed", request.method, path)
+            if HIJACKED in request:
+                return await finish(request[HIJACKED])
             return error_response(500, "internal server error (see the daemon log)")
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:

@@ -224,6 +224,8 @@ class Containers(Lifecycle, Monitor):
             raise InvalidParameter(f"invalid log options: {log_opts}") from None
         host_config["LogConfig"] = {"Type": driver if driver != "k8s-file" else "json-file", "Config": log_opts}
         mounts.parse(host_config)  # refuse bad binds now, not at start
+        if host_config.get("Init"):
+            self.init_binary()
         return host_config
 
     async def create(self, body: dict[str, Any], name: str | None) -> tuple[Container, list[str]]:
@@ -281,6 +283,9 @@ class Containers(Lifecycle, Monitor):
         c = self.get(ref)
         if link:
             raise InvalidParameter("legacy links are not supported yet")
+        if c.state.get("Restarting") and not force:
+            raise Conflict(f"You cannot remove a restarting container {c.id}. Stop the container before "
+                           "attempting removal or force remove")
         if c.running and not force:
             if c.paused:
                 raise Conflict(f"You cannot remove a paused container {c.id}. Unpause and then stop the container "

@@ -33,6 +33,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("hatoba.engine")
 
 
+INIT_PATH = "/sbin/docker-init"  # where dockerd mounts its init (tini) in the container
+INIT_CANDIDATES = ("docker-init", "tini-static", "tini")
+
+
+def find_init(configured: str = "") -> str | None:
+    """The init binary `--init` injects: the configured one, else docker-init or Debian's tini."""
+    if configured:
+        return configured if os.access(configured, os.X_OK) else None
+    for name in INIT_CANDIDATES:
+        for d in ("/usr/libexec/docker", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin"):
+            p = os.path.join(d, name)
+            if os.access(p, os.X_OK):
+                return os.path.realpath(p)
+    return None
+
+
 def _private_file(path: str, data: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -41,6 +57,13 @@ def _private_file(path: str, data: str) -> None:
 
 class Lifecycle:
     """Mixin of `Containers`: the start path and the signals sent to running containers."""
+
+    def init_binary(self: Containers) -> str:
+        path = find_init(getattr(self, "init_path", ""))
+        if path is None:
+            raise InvalidParameter("exec: \"docker-init\": executable file not found in $PATH "
+                                   "(install Debian's tini for --init)")
+        return path
 
     # ---- start ----------------------------------------------------------------------------------
 
@@ -153,7 +176,7 @@ class Lifecycle:
     def _spec(self: Containers, c: Container, rootfs: str) -> dict[str, Any]:
         cfg, hc = c.config, c.host_config
         try:
-            user = resolve_user(rootfs, cfg.get("User") or "")
+            user = resolve_user(rootfs, cfg.get("User") or "", [str(g) for g in hc.get("GroupAdd") or []])
         except UserError as e:
             raise HatobaError(str(e)) from None
         env = list(cfg.get("Env") or [])
@@ -174,14 +197,27 @@ class Lifecycle:
         extra = etcfiles.write(self.data_dir(c), hostname=hostname, domainname=cfg.get("Domainname") or "",
                                host_config=hc, host_mode=(mode == "host"))
         extra += [m.oci() for m in binds]
+        args = [c.path, *c.args]
+        if hc.get("Init"):
+            init = self.init_binary()
+            extra.append({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro"]})
+            args = [INIT_PATH, "--", *args]
         cwd = cfg.get("WorkingDir") or "/"
         if cwd != "/":
             target = secure_join(rootfs, cwd)  # resolved inside the rootfs: image symlinks cannot lead out
             if not os.path.lexists(target):
                 os.makedirs(target, exist_ok=True)
                 os.chown(target, user.uid, user.gid)
+        bound = {m.destination for m in binds}
+        for vol in cfg.get("Volumes") or {}:
+            # anonymous volumes are kept in the container's own filesystem until volumes land; their
+            # mount point exists as with dockerd
+            if isinstance(vol, str) and vol.startswith("/") and vol not in bound:
+                target = secure_join(rootfs, vol)
+                if not os.path.lexists(target):
+                    os.makedirs(target, exist_ok=True)
         try:
-            return build_spec(rootfs=rootfs, args=[c.path, *c.args], env=env, cwd=cwd, user=user,
+            return build_spec(rootfs=rootfs, args=args, env=env, cwd=cwd, user=user,
                               hostname=hostname, tty=c.tty, host_config=hc, cgroups_path=self.cgroups_path(c),
                               netns=netns, extra_mounts=extra, readonly_rootfs=bool(hc.get("ReadonlyRootfs")),
                               stop_signal=cfg.get("StopSignal"))

@@ -7,7 +7,6 @@ timestamps are the API's serialisation.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,9 +42,9 @@ def readable(c: Container) -> None:
 
 def snapshot(mgr: Containers, c: Container, opts: LogOptions) -> tuple[list[LogRecord], int]:
     """The records written so far (selected) and the offset in the current file where they end."""
-    paths = logs.rotated_paths(mgr.log_path(c))
-    offset = logs.complete_size(paths[-1]) if os.path.exists(paths[-1]) else 0
-    recs = logs.read_records([p for p in paths if os.path.exists(p)], limit=offset)
+    paths = logs.rotated_paths(mgr.log_path(c)) or [mgr.log_path(c)]
+    offset = logs.complete_size(paths[-1])
+    recs = logs.read_records(paths, limit=offset)
     return logs.select(recs, stdout=opts.stdout, stderr=opts.stderr, since_ns=opts.since_ns,
                       until_ns=opts.until_ns, tail=opts.tail), offset
 
@@ -65,7 +64,7 @@ async def stream(mgr: Containers, c: Container, opts: LogOptions) -> AsyncIterat
             yield recs
         if stop is None:
             return
-        async for r in logs.follow(logs.rotated_paths(mgr.log_path(c))[-1], offset, stop=stop):
+        async for r in logs.follow(mgr.log_path(c), offset, stop=stop):
             if (r.stream == "stdout" and opts.stdout) or (r.stream == "stderr" and opts.stderr):
                 if opts.since_ns and r.time_ns < opts.since_ns:
                     continue

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
-from hatoba.errors import HatobaError, InvalidParameter, NotFound
+from hatoba.errors import Conflict, HatobaError, InvalidParameter, NotFound
 from hatoba.storage import archive as archive_mod
 from hatoba.storage import layers
 
@@ -69,6 +69,8 @@ def path_error(c: Container, path: str, e: OSError) -> HatobaError:
         return InvalidParameter(f"lstat {path}: not a directory")
     if e.errno == errno.ELOOP:
         return InvalidParameter(f"lstat {path}: too many levels of symbolic links")
+    if e.errno == errno.EINVAL:  # the path changed kind while it was resolved (the container is writing it)
+        return Conflict(f"{path}: changed while it was being read, try again")
     if e.errno == errno.EACCES or e.errno == errno.EPERM:
         return HatobaError(f"{path}: permission denied")
     return HatobaError(f"{path}: {os.strerror(e.errno) if e.errno else 'I/O error'}")

@@ -36,7 +36,8 @@ def inspect(mgr: Containers, c: Container, size: bool = False) -> dict[str, Any]
     out: dict[str, Any] = {
         "Id": c.id, "Created": c.created, "Path": c.path, "Args": c.args, "State": dict(c.state),
         "Image": c.image_id, "ResolvConfPath": f"{d}/resolv.conf", "HostnamePath": f"{d}/hostname",
-        "HostsPath": f"{d}/hosts", "LogPath": mgr.log_path(c), "Name": "/" + c.name,
+        "HostsPath": f"{d}/hosts", "Name": "/" + c.name,
+        "LogPath": "" if (c.host_config.get("LogConfig") or {}).get("Type") == "none" else mgr.log_path(c),
         "RestartCount": c.restart_count, "Driver": "overlay2", "Platform": "linux", "MountLabel": "",
         "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": sorted(c.exec_ids) or None,
         "HostConfig": c.host_config,
