@@ -23,8 +23,7 @@ from hatoba.runtime.conmon import OCIRuntimeError
 from hatoba.runtime.logs import frame
 
 if TYPE_CHECKING:
-    from hatoba.engine.container import Container
-    from hatoba.engine.containers import Containers
+    from hatoba.engine.container import Container, Manager
 
 
 class ClientStream(Protocol):
@@ -198,7 +197,7 @@ class AttachSession:
                 return "eof"
 
 
-async def attach(mgr: Containers, c: Container, upgrade: Callable[[], Awaitable[ClientStream]], *, stdin: bool,
+async def attach(mgr: Manager, c: Container, upgrade: Callable[[], Awaitable[ClientStream]], *, stdin: bool,
                  stdout: bool, stderr: bool, stream: bool, logs: bool, detach_keys: str | None) -> ClientStream:
     """`POST /containers/{id}/attach`: validate, upgrade the connection, replay the log, pump streams.
 

@@ -63,7 +63,9 @@ class Engine:
         self.execs = Execs(self.containers)
         self.image_service = ImageService(self.images, self.containers, self.events)
         self.registry = RegistryService(self.images, self.events, config)
-        self.system = SystemService(self)
+        self.system = SystemService(config=config, containers=self.containers, images=self.images,
+                                    events=self.events, daemon_id=self.daemon_id, runc_version=self.runc_version,
+                                    conmon_version=self.conmon_version)
 
     def backends(self) -> dict[str, object]:
         """The API routers' backends, by the names `api.server.make_app` takes."""

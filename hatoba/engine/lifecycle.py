@@ -27,8 +27,7 @@ from hatoba.runtime.spec import DEFAULT_PATH, SpecError, build_spec
 from hatoba.runtime.users import UserError, resolve_user, secure_join
 
 if TYPE_CHECKING:
-    from hatoba.engine.container import Container
-    from hatoba.engine.containers import Containers
+    from hatoba.engine.container import Container, Manager
 
 log = logging.getLogger("hatoba.engine")
 
@@ -58,7 +57,7 @@ def _private_file(path: str, data: str) -> None:
 class Lifecycle:
     """Mixin of `Containers`: the start path and the signals sent to running containers."""
 
-    def init_binary(self: Containers) -> str:
+    def init_binary(self: Manager) -> str:
         path = find_init(getattr(self, "init_path", ""))
         if path is None:
             raise InvalidParameter("exec: \"docker-init\": executable file not found in $PATH "
@@ -67,7 +66,7 @@ class Lifecycle:
 
     # ---- start ----------------------------------------------------------------------------------
 
-    async def start(self: Containers, ref: str) -> None:
+    async def start(self: Manager, ref: str) -> None:
         c = self.get(ref)
         async with c.lock:
             try:
@@ -77,7 +76,7 @@ class Lifecycle:
                     asyncio.ensure_future(self._auto_remove(c))  # dockerd removes it; `run --rm` waits for that
                 raise
 
-    def _reset_run_files(self: Containers, c: Container, bundle: str) -> None:
+    def _reset_run_files(self: Manager, c: Container, bundle: str) -> None:
         for stale in ("attach", "ctl", "winsz", "pidfile", "conmon.pid"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(bundle, stale))
@@ -86,7 +85,7 @@ class Lifecycle:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(stale)
 
-    async def _release(self: Containers, c: Container, *, runc: bool) -> None:
+    async def _release(self: Manager, c: Container, *, runc: bool) -> None:
         """Undo a partial start: runc state, the cgroup, the rootfs mount."""
         if runc:
             with contextlib.suppress(OCIRuntimeError):
@@ -95,14 +94,14 @@ class Lifecycle:
             cgroups.remove_cgroup(self.cgroups_path(c))
         self.snapshots.unmount(c.id)
 
-    def _failed_start(self: Containers, c: Container, code: int, msg: str) -> None:
+    def _failed_start(self: Manager, c: Container, code: int, msg: str) -> None:
         c.state.update({"Status": "exited" if c.has_been_started else "created", "ExitCode": code, "Error": msg})
         self._save(c)
         for sess in c.pending_attach:
             sess.fail()
         c.pending_attach.clear()
 
-    async def _start_locked(self: Containers, c: Container) -> None:
+    async def _start_locked(self: Manager, c: Container) -> None:
         if c.paused:
             raise Conflict("cannot start a paused container, try unpause instead")
         if c.running:
@@ -173,7 +172,7 @@ class Lifecycle:
         c.monitor = asyncio.ensure_future(self._monitor(c, created.conmon_pid))
         self.events.emit("container", "start", c.id, c.event_attrs())
 
-    def _spec(self: Containers, c: Container, rootfs: str) -> dict[str, Any]:
+    def _spec(self: Manager, c: Container, rootfs: str) -> dict[str, Any]:
         cfg, hc = c.config, c.host_config
         try:
             user = resolve_user(rootfs, cfg.get("User") or "", [str(g) for g in hc.get("GroupAdd") or []])
@@ -226,7 +225,7 @@ class Lifecycle:
 
     # ---- stop / kill / restart / pause ----------------------------------------------------------
 
-    async def stop(self: Containers, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+    async def stop(self: Manager, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         c = self.get(ref)
         if c.state.get("Restarting") and not c.running:
             c.manual_stop = True
@@ -252,7 +251,7 @@ class Lifecycle:
             await self.wait_exit(c, None)
         self.events.emit("container", "stop", c.id, c.event_attrs())
 
-    async def _signal(self: Containers, c: Container, sig: int) -> None:
+    async def _signal(self: Manager, c: Container, sig: int) -> None:
         self.events.emit("container", "kill", c.id, c.event_attrs(signal=sig))
         try:
             await self.rt(c).kill(c.id, sig, all_procs=(sig == _signal.SIGKILL))
@@ -260,7 +259,7 @@ class Lifecycle:
             if not e.not_running and not e.not_found:
                 raise HatobaError(f"Cannot kill container: {c.id}: {e.message}") from None
 
-    async def kill(self: Containers, ref: str, sig: str | None) -> None:
+    async def kill(self: Manager, ref: str, sig: str | None) -> None:
         c = self.get(ref)
         signum = parse_signal(sig)
         if not c.running:
@@ -277,7 +276,7 @@ class Lifecycle:
         if signum == _signal.SIGKILL:
             await self.wait_exit(c, 5)
 
-    async def restart(self: Containers, ref: str, timeout: int | None = None) -> None:
+    async def restart(self: Manager, ref: str, timeout: int | None = None) -> None:
         c = self.get(ref)
         if c.running:
             await self.stop(ref, timeout)
@@ -286,7 +285,7 @@ class Lifecycle:
                 await self._start_locked(c)
         self.events.emit("container", "restart", c.id, c.event_attrs())
 
-    async def pause(self: Containers, ref: str) -> None:
+    async def pause(self: Manager, ref: str) -> None:
         c = self.get(ref)
         if not c.running:
             raise Conflict(f"Container {c.id} is not running")
@@ -302,7 +301,7 @@ class Lifecycle:
         self._save(c)
         self.events.emit("container", "pause", c.id, c.event_attrs())
 
-    async def unpause(self: Containers, ref: str) -> None:
+    async def unpause(self: Manager, ref: str) -> None:
         c = self.get(ref)
         if not c.paused:
             raise Conflict(f"Container {c.id} is not paused")

@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING
 from hatoba.runtime import logs
 
 if TYPE_CHECKING:
-    from hatoba.engine.container import Container
-    from hatoba.engine.containers import Containers
+    from hatoba.engine.container import Container, Manager
 
 
-def rotate_if_needed(mgr: Containers, c: Container) -> bool:
+def rotate_if_needed(mgr: Manager, c: Container) -> bool:
     """Rotate `c`'s log when it reached its max-size; True if it did."""
     opts = (c.host_config.get("LogConfig") or {}).get("Config") or {}
     if not opts.get("max-size"):
@@ -35,7 +34,7 @@ def rotate_if_needed(mgr: Containers, c: Container) -> bool:
     return True
 
 
-async def rotate_forever(mgr: Containers, interval: float = 1.0) -> None:
+async def rotate_forever(mgr: Manager, interval: float = 1.0) -> None:
     while True:
         await asyncio.sleep(interval)
         for c in list(mgr.by_id.values()):

@@ -16,8 +16,7 @@ from hatoba.runtime import logs
 from hatoba.runtime.logs import LogRecord
 
 if TYPE_CHECKING:
-    from hatoba.engine.container import Container
-    from hatoba.engine.containers import Containers
+    from hatoba.engine.container import Container, Manager
 
 
 @dataclass
@@ -40,7 +39,7 @@ def readable(c: Container) -> None:
         raise NotSupported("configured logging driver does not support reading")
 
 
-def snapshot(mgr: Containers, c: Container, opts: LogOptions) -> tuple[list[LogRecord], int]:
+def snapshot(mgr: Manager, c: Container, opts: LogOptions) -> tuple[list[LogRecord], int]:
     """The records written so far (selected) and the offset in the current file where they end."""
     paths = logs.rotated_paths(mgr.log_path(c)) or [mgr.log_path(c)]
     offset = logs.complete_size(paths[-1])
@@ -49,7 +48,7 @@ def snapshot(mgr: Containers, c: Container, opts: LogOptions) -> tuple[list[LogR
                       until_ns=opts.until_ns, tail=opts.tail), offset
 
 
-async def stream(mgr: Containers, c: Container, opts: LogOptions) -> AsyncIterator[list[LogRecord]]:
+async def stream(mgr: Manager, c: Container, opts: LogOptions) -> AsyncIterator[list[LogRecord]]:
     """Batches of records: what is in the log now, then (with `follow`) what the container writes
     until it exits."""
     if not opts.stdout and not opts.stderr:

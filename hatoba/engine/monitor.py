@@ -18,7 +18,7 @@ from hatoba.runtime import cgroups
 from hatoba.runtime.conmon import OCIRuntimeError, Runtime
 
 if TYPE_CHECKING:
-    from hatoba.engine.containers import Containers
+    from hatoba.engine.container import Manager
 
 log = logging.getLogger("hatoba.engine")
 
@@ -40,7 +40,7 @@ class Monitor:
 
     # ---- live-restore ---------------------------------------------------------------------------
 
-    async def restore(self: Containers) -> None:
+    async def restore(self: Manager) -> None:
         """Load every container; re-adopt the running ones whose conmon survived; reap the rest."""
         for doc in self.db.all("containers"):
             c = Container(doc)
@@ -71,7 +71,7 @@ class Monitor:
 
     # ---- exit -----------------------------------------------------------------------------------
 
-    async def _monitor(self: Containers, c: Container, conmon_pid: int) -> None:
+    async def _monitor(self: Manager, c: Container, conmon_pid: int) -> None:
         try:
             await self.runtime.watch(conmon_pid)
         except asyncio.CancelledError:
@@ -84,7 +84,7 @@ class Monitor:
                 return
             await self._handle_exit(c, code)
 
-    async def _handle_exit(self: Containers, c: Container, code: int, finished: float | None = None) -> None:
+    async def _handle_exit(self: Manager, c: Container, code: int, finished: float | None = None) -> None:
         oom = Runtime.oom_killed(self.persist_dir(c)) or (code == 137 and cgroups.oom_killed(self.cgroups_path(c)))
         try:
             await self.rt(c).delete(c.id, force=True)
@@ -114,7 +114,7 @@ class Monitor:
         if c.host_config.get("AutoRemove"):
             asyncio.ensure_future(self._auto_remove(c))
 
-    def _should_restart(self: Containers, c: Container, code: int) -> bool:
+    def _should_restart(self: Manager, c: Container, code: int) -> bool:
         if c.manual_stop or c.removing:
             return False
         rp = c.host_config.get("RestartPolicy") or {}
@@ -126,7 +126,7 @@ class Monitor:
             return maxc == 0 or c.restart_count < maxc
         return False
 
-    async def _restart_later(self: Containers, c: Container, delay: float) -> None:
+    async def _restart_later(self: Manager, c: Container, delay: float) -> None:
         await asyncio.sleep(delay)
         if c.id not in self.by_id or c.manual_stop or not c.state.get("Restarting"):
             return
@@ -139,7 +139,7 @@ class Monitor:
                 c.state.update({"Restarting": False, "Status": "exited", "Error": e.message})
                 self._save(c)
 
-    async def _auto_remove(self: Containers, c: Container) -> None:
+    async def _auto_remove(self: Manager, c: Container) -> None:
         try:
             await self.remove(c.id, force=True)
         except NotFound:
@@ -147,7 +147,7 @@ class Monitor:
 
     # ---- waiting --------------------------------------------------------------------------------
 
-    async def wait_exit(self: Containers, c: Container, timeout: float | None) -> int | None:
+    async def wait_exit(self: Manager, c: Container, timeout: float | None) -> int | None:
         """The exit code once the container is down, or None after `timeout` seconds."""
         if not c.running:
             return c.state.get("ExitCode", 0)
@@ -158,7 +158,7 @@ class Monitor:
         except TimeoutError:
             return None
 
-    def waiter(self: Containers, c: Container, condition: str) -> asyncio.Future:
+    def waiter(self: Manager, c: Container, condition: str) -> asyncio.Future:
         """A future resolved with the exit code: `not-running` (now if down), `next-exit`, `removed`."""
         fut = asyncio.get_running_loop().create_future()
         if condition == "removed":

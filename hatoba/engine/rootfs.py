@@ -21,8 +21,7 @@ from hatoba.storage import archive as archive_mod
 from hatoba.storage import layers
 
 if TYPE_CHECKING:
-    from hatoba.engine.container import Container
-    from hatoba.engine.containers import Containers
+    from hatoba.engine.container import Container, Manager
 
 _CHUNK = 1 << 20
 
@@ -43,7 +42,7 @@ def hide_mountpoints(out: list[tuple[str, int]]) -> list[tuple[str, int]]:
 
 
 @contextlib.asynccontextmanager
-async def mounted(mgr: Containers, c: Container) -> AsyncIterator[str]:
+async def mounted(mgr: Manager, c: Container) -> AsyncIterator[str]:
     """The container's rootfs path, mounted for the duration unless the container keeps it mounted."""
     snaps = mgr.snapshots
     if snaps.is_mounted(c.id):
@@ -93,12 +92,12 @@ async def _iter_tmp(tmp: IO[bytes]) -> AsyncIterator[bytes]:
         tmp.close()
 
 
-async def changes(mgr: Containers, c: Container) -> list[dict[str, Any]] | None:
+async def changes(mgr: Manager, c: Container) -> list[dict[str, Any]] | None:
     out = hide_mountpoints(mgr.snapshots.changes(c.id))
     return [{"Path": p, "Kind": k} for p, k in out] or None
 
 
-async def export(mgr: Containers, c: Container) -> AsyncIterator[bytes]:
+async def export(mgr: Manager, c: Container) -> AsyncIterator[bytes]:
     """The rootfs as a tar stream; the tar is made before the first chunk is returned."""
     tmp = tempfile.TemporaryFile()
     try:
@@ -111,7 +110,7 @@ async def export(mgr: Containers, c: Container) -> AsyncIterator[bytes]:
     return _iter_tmp(tmp)
 
 
-async def stat(mgr: Containers, c: Container, path: str) -> dict[str, Any]:
+async def stat(mgr: Manager, c: Container, path: str) -> dict[str, Any]:
     if not path:
         raise InvalidParameter("bad parameter: path cannot be empty")
     async with mounted(mgr, c) as root:
@@ -123,7 +122,7 @@ async def stat(mgr: Containers, c: Container, path: str) -> dict[str, Any]:
             raise InvalidParameter(str(e)) from None
 
 
-async def get(mgr: Containers, c: Container, path: str) -> tuple[dict[str, Any], AsyncIterator[bytes]]:
+async def get(mgr: Manager, c: Container, path: str) -> tuple[dict[str, Any], AsyncIterator[bytes]]:
     """`docker cp` out of the container: the path's stat and the tar of it."""
     if not path:
         raise InvalidParameter("bad parameter: path cannot be empty")
@@ -142,7 +141,7 @@ async def get(mgr: Containers, c: Container, path: str) -> tuple[dict[str, Any],
     return st, _iter_tmp(tmp)
 
 
-async def put(mgr: Containers, c: Container, path: str, body: BinaryIO, *, no_overwrite_dir_non_dir: bool) -> None:
+async def put(mgr: Manager, c: Container, path: str, body: BinaryIO, *, no_overwrite_dir_non_dir: bool) -> None:
     """`docker cp` into the container: extract the tar `body` (a file) at `path`."""
     if not path:
         raise InvalidParameter("bad parameter: path cannot be empty")

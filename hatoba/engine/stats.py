@@ -11,14 +11,13 @@ from hatoba.images.store import rfc3339
 from hatoba.runtime import cgroups
 
 if TYPE_CHECKING:
-    from hatoba.engine.container import Container
-    from hatoba.engine.containers import Containers
+    from hatoba.engine.container import Container, Manager
 
 _EMPTY_CPU = {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
               "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
 
 
-def document(mgr: Containers, c: Container, prev: dict[str, Any] | None) -> dict[str, Any]:
+def document(mgr: Manager, c: Container, prev: dict[str, Any] | None) -> dict[str, Any]:
     """One stats document; `prev` (the previous one) gives preread and precpu_stats."""
     if c.running:
         s = cgroups.read_stats(mgr.cgroups_path(c))
@@ -32,7 +31,7 @@ def document(mgr: Containers, c: Container, prev: dict[str, Any] | None) -> dict
             "name": "/" + c.name, "id": c.id}
 
 
-async def one(mgr: Containers, c: Container, *, one_shot: bool) -> dict[str, Any]:
+async def one(mgr: Manager, c: Container, *, one_shot: bool) -> dict[str, Any]:
     """`stream=false`: one document; without `one-shot` it also carries a CPU sample taken 0.5 s
     earlier (dockerd waits for its 1 s collector tick to fill precpu_stats)."""
     prev = None
@@ -42,7 +41,7 @@ async def one(mgr: Containers, c: Container, *, one_shot: bool) -> dict[str, Any
     return document(mgr, c, prev)
 
 
-async def stream(mgr: Containers, c: Container) -> AsyncIterator[dict[str, Any]]:
+async def stream(mgr: Manager, c: Container) -> AsyncIterator[dict[str, Any]]:
     """A document a second while the container runs (one, when it does not)."""
     prev = None
     while True:

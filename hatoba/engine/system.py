@@ -16,7 +16,10 @@ from hatoba.engine.events import matches
 from hatoba.runtime import cgroups
 
 if TYPE_CHECKING:
-    from hatoba.engine.core import Engine
+    from hatoba.engine.config import DaemonConfig
+    from hatoba.engine.container import Manager
+    from hatoba.engine.events import Events
+    from hatoba.images.store import ImageStore
 
 API_VERSION = "1.41"
 MIN_API_VERSION = "1.12"
@@ -92,11 +95,17 @@ def os_name() -> str:
 class SystemService:
     """The system router's backend."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    def __init__(self, *, config: DaemonConfig, containers: Manager, images: ImageStore, events: Events,
+                 daemon_id: str, runc_version: str, conmon_version: str):
+        self.config = config
+        self.containers = containers
+        self.images = images
+        self.event_source = events
+        self.daemon_id = daemon_id
+        self.runc_version = runc_version
+        self.conmon_version = conmon_version
 
     def version(self) -> dict[str, Any]:
-        eng = self.engine
         kernel = platform.release()
         return {
             "Platform": {"Name": "hatoba"},
@@ -105,8 +114,8 @@ class SystemService:
                     "ApiVersion": API_VERSION, "Arch": arch(), "BuildTime": "", "Experimental": "false",
                     "GitCommit": "", "GoVersion": "python" + platform.python_version(), "KernelVersion": kernel,
                     "MinAPIVersion": MIN_API_VERSION, "Os": "linux"}},
-                {"Name": "runc", "Version": eng.runc_version, "Details": {"GitCommit": ""}},
-                {"Name": "conmon", "Version": eng.conmon_version, "Details": {"GitCommit": ""}},
+                {"Name": "runc", "Version": self.runc_version, "Details": {"GitCommit": ""}},
+                {"Name": "conmon", "Version": self.conmon_version, "Details": {"GitCommit": ""}},
             ],
             "Version": __version__, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "GitCommit": "",
             "GoVersion": "python" + platform.python_version(), "Os": "linux", "Arch": arch(),
@@ -114,9 +123,8 @@ class SystemService:
         }
 
     def info(self) -> dict[str, Any]:
-        eng = self.engine
-        cfg = eng.config
-        cs = list(eng.containers.by_id.values())
+        cfg = self.config
+        cs = list(self.containers.by_id.values())
         running = sum(1 for c in cs if c.running and not c.paused)
         paused = sum(1 for c in cs if c.paused)
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -129,8 +137,8 @@ class SystemService:
         if not swap_limit_supported():
             warnings.append("WARNING: No swap limit support")
         return {
-            "ID": eng.daemon_id, "Containers": len(cs), "ContainersRunning": running, "ContainersPaused": paused,
-            "ContainersStopped": len(cs) - running - paused, "Images": len(eng.images.images),
+            "ID": self.daemon_id, "Containers": len(cs), "ContainersRunning": running, "ContainersPaused": paused,
+            "ContainersStopped": len(cs) - running - paused, "Images": len(self.images.images),
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", backing_filesystem(cfg.data_root)], ["Supports d_type", "true"],
                              ["Native Overlay Diff", "true"], ["userxattr", "false"]],
@@ -146,7 +154,7 @@ class SystemService:
             "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
             "LoggingDriver": getattr(cfg, "log_driver", "json-file") or "json-file",
             "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if v2 else "1",
-            "NEventsListener": len(eng.events.subscribers), "KernelVersion": platform.release(),
+            "NEventsListener": len(self.event_source.subscribers), "KernelVersion": platform.release(),
             "OperatingSystem": os_name(), "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),
             "IndexServerAddress": "https://index.docker.io/v1/",
             "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": [],
@@ -167,27 +175,26 @@ class SystemService:
         }
 
     def df(self) -> dict[str, Any]:
-        eng = self.engine
         now = time.time()
         counts: dict[str, int] = {}
-        for c in eng.containers.by_id.values():
+        for c in self.containers.by_id.values():
             counts[c.image_id] = counts.get(c.image_id, 0) + 1
         imgs = []
         layers_size = 0
         seen: set[str] = set()
-        for img in list(eng.images.images.values()):
-            imgs.append(eng.images.summary(img, counts.get(img.id, 0)))
+        for img in list(self.images.images.values()):
+            imgs.append(self.images.summary(img, counts.get(img.id, 0)))
             for d in img.diff_ids:
                 if d not in seen:
                     seen.add(d)
-                    layers_size += eng.images.layer_size(d)  # pulled layers have no plain blob
-        cs = [views.summary(eng.containers, c, now, size=True) for c in list(eng.containers.by_id.values())]
+                    layers_size += self.images.layer_size(d)  # pulled layers have no plain blob
+        cs = [views.summary(self.containers, c, now, size=True) for c in list(self.containers.by_id.values())]
         return {"LayersSize": layers_size, "Images": imgs, "Containers": cs, "Volumes": [], "BuildCache": []}
 
     async def events(self, *, since: float | None, until: float | None,
                      filters: dict[str, list[str]]) -> AsyncIterator[dict[str, Any]]:
         """Past events in [since, until] from the history, then live ones until `until`."""
-        ev_src = self.engine.events
+        ev_src = self.event_source
         q = ev_src.subscribe()
         try:
             if since is not None:

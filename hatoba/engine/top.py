@@ -10,8 +10,7 @@ from hatoba.errors import Conflict, HatobaError, InvalidParameter
 from hatoba.runtime.conmon import OCIRuntimeError
 
 if TYPE_CHECKING:
-    from hatoba.engine.container import Container
-    from hatoba.engine.containers import Containers
+    from hatoba.engine.container import Container, Manager
 
 
 def parse_ps(out: str, pids: set[int]) -> dict[str, Any]:
@@ -32,7 +31,7 @@ def parse_ps(out: str, pids: set[int]) -> dict[str, Any]:
     return {"Titles": titles, "Processes": procs}
 
 
-async def top(mgr: Containers, c: Container, ps_args: str) -> dict[str, Any]:
+async def top(mgr: Manager, c: Container, ps_args: str) -> dict[str, Any]:
     if not c.running:
         raise Conflict(f"Container {c.id} is not running")
     try:

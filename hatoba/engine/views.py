@@ -10,7 +10,7 @@ from hatoba.humanize import status_text
 from hatoba.images.store import parse_rfc3339
 
 if TYPE_CHECKING:
-    from hatoba.engine.containers import Containers
+    from hatoba.engine.container import Manager
 
 
 def _network_settings(c: Container, full: bool) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def _network_settings(c: Container, full: bool) -> dict[str, Any]:
             "Networks": nets}
 
 
-def inspect(mgr: Containers, c: Container, size: bool = False) -> dict[str, Any]:
+def inspect(mgr: Manager, c: Container, size: bool = False) -> dict[str, Any]:
     d = mgr.data_dir(c)
     up = mgr.snapshots.upper_dir(c.id)
     lowers = [mgr.snapshots.layer_path(x) for x in reversed(c.chain)]
@@ -90,7 +90,7 @@ def _status_text(c: Container, now: float) -> str:
                        finished=parse_rfc3339(s.get("FinishedAt")), now=now)
 
 
-def summary(mgr: Containers, c: Container, now: float, size: bool = False) -> dict[str, Any]:
+def summary(mgr: Manager, c: Container, now: float, size: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "Id": c.id, "Names": ["/" + c.name], "Image": c.config.get("Image", ""), "ImageID": c.image_id,
         "Command": command_string(c), "Created": int(parse_rfc3339(c.created)), "Ports": [],
@@ -110,7 +110,7 @@ FILTER_KEYS = {"id", "name", "label", "status", "ancestor", "exited", "before", 
 STATUSES = {"created", "restarting", "running", "removing", "paused", "exited", "dead"}
 
 
-def list_containers(mgr: Containers, *, all_: bool, limit: int, size: bool, filters: dict[str, list[str]],
+def list_containers(mgr: Manager, *, all_: bool, limit: int, size: bool, filters: dict[str, list[str]],
                     now: float) -> list[dict[str, Any]]:
     for k in filters:
         if k not in FILTER_KEYS:
