@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from hatoba.db import Database
+from hatoba.engine import health as healthcheck
 from hatoba.engine import mounts, names
 from hatoba.engine.events import Events
 from hatoba.errors import Conflict, HatobaError, InvalidParameter, NotFound, NotModified
@@ -159,6 +160,7 @@ class Containers:
         self.log_opts = log_opts or {}
         self.by_id: dict[str, Container] = {}
         self.by_name: dict[str, str] = {}
+        self.health = healthcheck.HealthChecks(events=events, save=self._save)  # HEALTH-HOOK: probes; core wires its exec
         os.makedirs(os.path.join(data_root, "containers"), exist_ok=True)
         os.makedirs(os.path.join(exec_root, "containers"), exist_ok=True)
         os.makedirs(os.path.join(exec_root, "exits"), exist_ok=True)
@@ -233,6 +235,7 @@ class Containers:
                 if pid and c.running:
                     c.conmon_pid = pid
                     c.monitor = asyncio.ensure_future(self._monitor(c, pid))
+                    self.health.resume(c)  # HEALTH-HOOK: live-restore resumes the checks where they were
                     continue
                 if not c.running:  # it was waiting out its restart back-off: that exit is handled already
                     c.restarting_task = asyncio.ensure_future(self._restart_later(c, 0))
@@ -262,6 +265,7 @@ class Containers:
         image_name = body.get("Image") or ""
         if not image_name:
             raise InvalidParameter("config cannot be empty in order to create a container")
+        healthcheck.validate_config(body.get("Healthcheck"))  # HEALTH-HOOK: dockerd's checks, before the image lookup
         img = self.images.get(image_name)
         if name:
             if not names.valid_name(name):
@@ -378,6 +382,7 @@ class Containers:
         labels = dict(image_cfg.get("Labels") or {})
         labels.update(cfg.get("Labels") or {})
         cfg["Labels"] = labels
+        healthcheck.set_config(cfg, image_cfg)  # HEALTH-HOOK: the user's Healthcheck over the image's
         return cfg
 
     def _save(self, c: Container) -> None:
@@ -463,6 +468,7 @@ class Containers:
                         "StartedAt": rfc3339(time.time())})
         c.has_been_started = True
         c.manual_stop = False
+        self.health.start(c)  # HEALTH-HOOK: status "starting", probes scheduled (saved just below)
         self._save(c)
         c.monitor = asyncio.ensure_future(self._monitor(c, created.conmon_pid))
         self.events.emit("container", "start", c.id, c.event_attrs())
@@ -551,6 +557,7 @@ class Containers:
             await self._handle_exit(c, code)
 
     async def _handle_exit(self, c: Container, code: int, finished: float | None = None) -> None:
+        self.health.stop(c)  # HEALTH-HOOK: no probes while it is not running
         oom = Runtime.oom_killed(self.persist_dir(c)) or (code == 137 and cgroups.oom_killed(self.cgroups_path(c)))
         try:
             await self.rt(c).delete(c.id, force=True)
@@ -690,6 +697,7 @@ class Containers:
             raise Conflict(f"Container {c.id} is already paused")
         await self.rt(c).pause(c.id)
         c.state.update({"Paused": True, "Status": "paused"})
+        self.health.stop(c)  # HEALTH-HOOK: no probes while paused
         self._save(c)
         self.events.emit("container", "pause", c.id, c.event_attrs())
 
@@ -699,6 +707,7 @@ class Containers:
             raise Conflict(f"Container {c.id} is not paused")
         await self.rt(c).resume(c.id)
         c.state.update({"Paused": False, "Status": "running"})
+        self.health.resume(c)  # HEALTH-HOOK: probes again, status kept
         self._save(c)
         self.events.emit("container", "unpause", c.id, c.event_attrs())
 
@@ -729,6 +738,7 @@ class Containers:
             raise
         if c.monitor and not c.monitor.done():
             c.monitor.cancel()
+        self.health.stop(c)  # HEALTH-HOOK
         self.snapshots.remove(c.id)
         shutil.rmtree(self.data_dir(c), ignore_errors=True)
         shutil.rmtree(self.bundle(c), ignore_errors=True)

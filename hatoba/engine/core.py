@@ -57,3 +57,4 @@ class Engine:
                                      log_opts=config.log_opts, default_runtime=config.default_runtime,
                                      runtime_paths=config.runtimes)
         self.execs = Execs(self.containers)
+        self.containers.health.use_exec(self.execs.run_capture)  # health probes run through exec
