@@ -446,3 +446,21 @@ def test_remove_during_a_probe_leaves_nothing(daemon):
     _rm(daemon, cid)
     _wait_for(lambda: not _host_procs(b"sleep 4545"), 5, "the probe to go")
     assert not os.path.exists(os.path.join(daemon.exec_root, "containers", cid))
+
+
+def test_docker_cli_sees_the_same(daemon):
+    """The docker CLI against hatobad: its --health-* flags, ps STATUS and the health filter, inspect."""
+    p = daemon.docker("run", "-d", "--name", "hc-docker", "--health-cmd", "true", "--health-interval", "200ms",
+                      "busybox", "sleep", "300", check=True)
+    cid = p.stdout.decode().strip()
+    try:
+        assert _inspect(daemon, cid)["Config"]["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 200 * MS}
+        _wait_status(daemon, cid, "healthy")
+        p = daemon.docker("ps", "--filter", "health=healthy", "--filter", "name=hc-docker",
+                          "--format", "{{.Names}} {{.Status}}", check=True)
+        assert p.stdout.decode().startswith("hc-docker Up ") and p.stdout.decode().strip().endswith("(healthy)")
+        p = daemon.docker("inspect", "--format", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}",
+                          "hc-docker", check=True)
+        assert p.stdout == b"healthy 0\n"
+    finally:
+        _rm(daemon, cid)
