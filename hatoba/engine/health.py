@@ -276,10 +276,6 @@ class HealthChecks:
         if task is not None and not task.done():
             task.cancel()
 
-    def active(self, cid: str) -> bool:
-        task = self._tasks.get(cid)
-        return task is not None and not task.done()
-
     async def close(self) -> None:
         """Stop every monitor and wait until their probes are killed (daemon shutdown)."""
         tasks = list(self._tasks.values())
