@@ -107,6 +107,7 @@ async def serve(cfg: DaemonConfig) -> None:
     log.info("hatobad shutting down; containers keep running")
     rotator.cancel()
     await runner.cleanup()
+    await engine.containers.health.close()  # probes in flight killed, before the database closes
     for host in cfg.hosts:
         u = urlparse(host if "://" in host else "unix://" + host)
         if u.scheme in ("unix", ""):

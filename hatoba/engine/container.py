@@ -94,6 +94,7 @@ class Manager(Protocol):
     exec_root: str
     by_id: dict[str, Container]
     by_name: dict[str, str]
+    health: Any  # engine.health.HealthChecks (which types its containers with this module)
 
     def get(self, ref: str) -> Container: ...
     def data_dir(self, c: Container | str) -> str: ...

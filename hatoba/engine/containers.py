@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 
 from hatoba.db import Database
 from hatoba.engine import attach as attach_mod
+from hatoba.engine import health as healthcheck
 from hatoba.engine import logs as logs_mod
 from hatoba.engine import mounts, names, rootfs, stats, top, views
 from hatoba.engine.container import Container, new_state
@@ -96,6 +97,7 @@ def merge_image_config(body: dict[str, Any], image_cfg: dict[str, Any], image_na
     labels = dict(image_cfg.get("Labels") or {})
     labels.update(cfg.get("Labels") or {})
     cfg["Labels"] = labels
+    healthcheck.set_config(cfg, image_cfg)  # the request's Healthcheck over the image's
     return cfg
 
 
@@ -121,6 +123,7 @@ class Containers(Lifecycle, Monitor):
         self.log_driver = log_driver
         self.by_id: dict[str, Container] = {}
         self.by_name: dict[str, str] = {}
+        self.health = healthcheck.HealthChecks(events=events, save=self._save)  # probes; core wires its exec
         for d in (os.path.join(data_root, "containers"), os.path.join(exec_root, "containers"),
                   os.path.join(exec_root, "exits")):
             os.makedirs(d, mode=0o700, exist_ok=True)
@@ -232,6 +235,7 @@ class Containers(Lifecycle, Monitor):
         image_name = body.get("Image") or ""
         if not image_name:
             raise InvalidParameter("config cannot be empty in order to create a container")
+        healthcheck.validate_config(body.get("Healthcheck"))  # dockerd's checks, before the image lookup
         img = self.images.get(image_name)
         if name:
             if not names.valid_name(name):
@@ -309,6 +313,7 @@ class Containers(Lifecycle, Monitor):
             raise
         if c.monitor and not c.monitor.done():
             c.monitor.cancel()
+        self.health.stop(c)
         if c.running:  # it did not exit in time: take its runtime state down before the files go
             await self._release(c, runc=True)
         self.snapshots.remove(c.id)

@@ -61,6 +61,7 @@ class Engine:
                                      log_opts=config.log_opts, default_runtime=config.default_runtime,
                                      runtime_paths=config.runtimes)
         self.execs = Execs(self.containers)
+        self.containers.health.use_exec(self.execs.run_capture)  # health probes run through exec
         self.image_service = ImageService(self.images, self.containers, self.events)
         self.registry = RegistryService(self.images, self.events, config)
         self.system = SystemService(config=config, containers=self.containers, images=self.images,

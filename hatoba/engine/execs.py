@@ -8,11 +8,14 @@ dockerd. Detach keys (default ctrl-p,ctrl-q) end an attached session without sto
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import signal
+import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from hatoba.engine.attach import AttachSession, ClientStream, parse_detach_keys
 from hatoba.engine.container import Container
@@ -69,6 +72,56 @@ class Exec:
         }
 
 
+class Captured(NamedTuple):
+    """What `Execs.run_capture` collected from one process."""
+
+    exit_code: int | None  # None when it ran out of time and was killed
+    output: bytes          # stdout and stderr in arrival order, at most `limit` bytes
+    truncated: bool        # output beyond `limit` was discarded
+    timed_out: bool
+
+
+def _event_cmd(cmd: list[str]) -> str:
+    """dockerd's exec event text: entrypoint, a space, the arguments ("true " for a lone `true`)."""
+    return cmd[0] + " " + " ".join(cmd[1:])
+
+
+async def _collect(sock: socket.socket, limit: int) -> tuple[bytearray, bool]:
+    """Read a conmon attach socket to its end: stdout and stderr payloads, the first `limit` bytes kept."""
+    loop = asyncio.get_running_loop()
+    buf, truncated = bytearray(), False
+    while True:
+        try:
+            data = await loop.sock_recv(sock, 8193)
+        except OSError:
+            break
+        if not data:
+            break
+        if data[0] not in (2, 3):
+            continue
+        room = limit - len(buf)
+        if len(data) - 1 > room:
+            truncated = True
+        if room > 0:
+            buf += data[1:1 + room]
+    return buf, truncated
+
+
+def _kill_group(pid: int, pidfd: int) -> None:
+    """SIGKILL an exec'd process and its process group (runc makes it a session leader), while the
+    pidfd says the process is still the one we started."""
+    if pidfd < 0:
+        return
+    try:
+        signal.pidfd_send_signal(pidfd, 0)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+
+
 class Execs:
     def __init__(self, containers: Containers):
         self.containers = containers
@@ -96,7 +149,7 @@ class Execs:
         eid = os.urandom(32).hex()
         self.by_id[eid] = Exec(eid, c, body)
         c.exec_ids.add(eid)
-        self.containers.events.emit("container", f"exec_create: {' '.join(cmd)}", c.id, c.event_attrs(execID=eid))
+        self.containers.events.emit("container", f"exec_create: {_event_cmd(cmd)}", c.id, c.event_attrs(execID=eid))
         return eid
 
     def _process(self, e: Exec) -> dict[str, Any]:
@@ -160,7 +213,7 @@ class Execs:
                 return client
             raise HatobaError(text) from None
         e.proc, e.pid, e.running = proc, proc.pid, True
-        self.containers.events.emit("container", f"exec_start: {' '.join(e.cmd)}", c.id,
+        self.containers.events.emit("container", f"exec_start: {_event_cmd(e.cmd)}", c.id,
                                     c.event_attrs(execID=eid))
         asyncio.ensure_future(self._reap(e, exec_dir))
         if client is None or proc.sock is None:
@@ -203,3 +256,107 @@ class Execs:
     def forget_container(self, cid: str) -> None:
         for eid in [k for k, v in self.by_id.items() if v.container.id == cid]:
             del self.by_id[eid]
+
+    # ---- capture-exec: a daemon-run command (health probes) --------------------------------------
+
+    async def run_capture(self, c: Container, cmd: list[str], *, limit: int, timeout: float) -> Captured:
+        """Run `cmd` in the running container `c` for the daemon itself, as dockerd runs health probes:
+        an exec with the container's user, environment and working directory, no TTY, no stdin; stdout
+        and stderr collected together, the first `limit` bytes kept. A process still running `timeout`
+        seconds after it started is killed (SIGKILL, with its process group) and `timed_out` is set.
+
+        Events as dockerd's: exec_create, exec_start, then exec_die once reaped (none when it cannot
+        start). The session is forgotten once reaped, so probes do not pile up in `ExecIDs`.
+        Raises Conflict when the container is not running or is paused, HatobaError("OCI runtime exec
+        failed: ...") when the process cannot start. Cancelling the call kills the process.
+        """
+        if not c.running:
+            raise Conflict(f"Container {c.id} is not running")
+        if c.state.get("Paused"):
+            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        if not cmd:
+            raise HatobaError("No exec command specified")
+        eid = os.urandom(32).hex()
+        e = Exec(eid, c, {"Cmd": list(cmd), "AttachStdout": True, "AttachStderr": True, "Tty": False})
+        self.by_id[eid] = e
+        c.exec_ids.add(eid)
+        events, label = self.containers.events, _event_cmd(cmd)
+        events.emit("container", f"exec_create: {label}", c.id, c.event_attrs(execID=eid))
+        e.started = True
+        events.emit("container", f"exec_start: {label}", c.id, c.event_attrs(execID=eid))
+        exec_dir = os.path.join(self.containers.bundle(c), "exec", eid[:16])
+        try:
+            os.makedirs(exec_dir, exist_ok=True)
+            process = self._process(e)
+        except (OSError, HatobaError) as err:
+            self._forget_capture(e, exec_dir)
+            raise HatobaError(err.message if isinstance(err, HatobaError) else
+                              f"OCI runtime exec failed: {err.strerror}: unknown") from None
+        starting = asyncio.ensure_future(self.containers.rt(c).exec(c.id, exec_dir, process, tty=False, stdin=False))
+        try:
+            proc = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            starting.add_done_callback(lambda t: self._abandon_capture(e, exec_dir, t))
+            raise
+        except OCIRuntimeError as err:
+            e.exit_code = 126 if "permission denied" in err.message else 127
+            self._forget_capture(e, exec_dir)
+            raise HatobaError(f"OCI runtime exec failed: {err.message}: unknown") from None
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+        except OSError:
+            pidfd = -1  # already gone: nothing left to kill
+        e.proc, e.pid, e.running = proc, proc.pid, True
+        reaper = asyncio.ensure_future(self._reap(e, exec_dir))
+        reaper.add_done_callback(lambda _: self._forget_capture(e, None))
+        sock = proc.sock
+        proc.sock = None
+        reading = asyncio.ensure_future(_collect(sock, limit)) if sock is not None else None
+        try:
+            waits = {reaper} | ({reading} if reading is not None else set())
+            _, pending = await asyncio.wait(waits, timeout=timeout)
+            timed_out = bool(pending)
+            if timed_out:
+                _kill_group(proc.pid, pidfd)
+                await asyncio.wait({reaper}, timeout=5)
+            out, truncated = (reading.result() if reading is not None and reading.done() and not reading.cancelled()
+                              else (bytearray(), False))
+            return Captured(None if timed_out else e.exit_code, bytes(out), truncated, timed_out)
+        except asyncio.CancelledError:
+            _kill_group(proc.pid, pidfd)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({reaper}, timeout=1)
+            raise
+        finally:
+            if reading is not None and not reading.done():
+                reading.cancel()
+            if sock is not None:
+                sock.close()
+            if pidfd >= 0:
+                os.close(pidfd)
+
+    def _abandon_capture(self, e: Exec, exec_dir: str, starting: asyncio.Future) -> None:
+        """A capture was cancelled while its process was starting: kill it once started, then reap."""
+        if starting.cancelled() or starting.exception() is not None:
+            self._forget_capture(e, exec_dir)
+            return
+        proc = starting.result()
+        if proc.sock is not None:
+            proc.sock.close()
+            proc.sock = None
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+        except OSError:
+            pidfd = -1
+        _kill_group(proc.pid, pidfd)
+        if pidfd >= 0:
+            os.close(pidfd)
+        e.proc, e.pid, e.running = proc, proc.pid, True
+        reaper = asyncio.ensure_future(self._reap(e, exec_dir))
+        reaper.add_done_callback(lambda _: self._forget_capture(e, None))
+
+    def _forget_capture(self, e: Exec, exec_dir: str | None) -> None:
+        if exec_dir is not None:
+            shutil.rmtree(exec_dir, ignore_errors=True)
+        self.by_id.pop(e.id, None)
+        e.container.exec_ids.discard(e.id)

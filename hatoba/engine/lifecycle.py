@@ -168,6 +168,7 @@ class Lifecycle:
                         "StartedAt": rfc3339(time.time())})
         c.has_been_started = True
         c.manual_stop = False
+        self.health.start(c)  # status "starting", probes scheduled (saved just below)
         self._save(c)
         c.monitor = asyncio.ensure_future(self._monitor(c, created.conmon_pid))
         self.events.emit("container", "start", c.id, c.event_attrs())
@@ -298,6 +299,7 @@ class Lifecycle:
                 raise Conflict(f"Container {c.id} is not running") from None
             raise HatobaError(f"Cannot pause container {c.id}: {e.message}") from None
         c.state.update({"Paused": True, "Status": "paused"})
+        self.health.stop(c)  # no probes while paused
         self._save(c)
         self.events.emit("container", "pause", c.id, c.event_attrs())
 
@@ -311,5 +313,7 @@ class Lifecycle:
             if not (e.not_running or e.not_found):
                 raise HatobaError(f"Cannot unpause container {c.id}: {e.message}") from None
         c.state.update({"Paused": False, "Status": "running" if c.running else "exited"})
+        if c.running:
+            self.health.resume(c)  # probes again, status kept
         self._save(c)
         self.events.emit("container", "unpause", c.id, c.event_attrs())

@@ -53,6 +53,7 @@ class Monitor:
             if pid and c.running:
                 c.conmon_pid = pid
                 c.monitor = asyncio.ensure_future(self._monitor(c, pid))
+                self.health.resume(c)  # live-restore resumes the checks where they were
                 continue
             if not c.running:  # it was waiting out its restart back-off: that exit is handled already
                 c.restarting_task = asyncio.ensure_future(self._restart_later(c, 0))
@@ -85,6 +86,7 @@ class Monitor:
             await self._handle_exit(c, code)
 
     async def _handle_exit(self: Manager, c: Container, code: int, finished: float | None = None) -> None:
+        self.health.stop(c)  # no probes while it is not running
         oom = Runtime.oom_killed(self.persist_dir(c)) or (code == 137 and cgroups.oom_killed(self.cgroups_path(c)))
         try:
             await self.rt(c).delete(c.id, force=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hatoba.engine.container import Container
+from hatoba.engine.health import health_status, validate_health_filter
 from hatoba.errors import HatobaError, InvalidParameter
 from hatoba.humanize import status_text
 from hatoba.images.store import parse_rfc3339
@@ -87,7 +88,8 @@ def state_name(c: Container) -> str:
 def _status_text(c: Container, now: float) -> str:
     s = c.state
     return status_text(state_name(c), exit_code=s.get("ExitCode", 0), started=parse_rfc3339(s.get("StartedAt")),
-                       finished=parse_rfc3339(s.get("FinishedAt")), now=now)
+                       finished=parse_rfc3339(s.get("FinishedAt")), now=now,
+                       health=health_status(s))  # "(healthy)", "(health: starting)"
 
 
 def summary(mgr: Manager, c: Container, now: float, size: bool = False) -> dict[str, Any]:
@@ -118,6 +120,7 @@ def list_containers(mgr: Manager, *, all_: bool, limit: int, size: bool, filters
     for st in filters.get("status", []):
         if st not in STATUSES:
             raise InvalidParameter(f"invalid filter 'status={st}'")
+    validate_health_filter(filters.get("health", []))
     cs = sorted(mgr.by_id.values(), key=lambda c: c.created, reverse=True)
     if filters.get("status") or filters.get("exited"):
         all_ = True
@@ -145,6 +148,8 @@ def list_containers(mgr: Manager, *, all_: bool, limit: int, size: bool, filters
         if filters.get("name") and not any(_name_match(c.name, v) for v in filters["name"]):
             continue
         if filters.get("status") and st not in filters["status"]:
+            continue
+        if filters.get("health") and health_status(c.state) not in filters["health"]:
             continue
         if filters.get("exited"):
             if st != "exited" or str(c.state.get("ExitCode", 0)) not in filters["exited"]:
