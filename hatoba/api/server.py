@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from hatoba import __version__
 from hatoba.api import containers, distribution, execs, images, moving, system
@@ -29,6 +30,26 @@ MAX_ACCEPTED = (1, 47)
 SERVER = f"Docker/{__version__}-hatoba (linux)"
 
 _VERSION = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
+
+
+class _ProtocolErrors(logging.Filter):
+    """aiohttp logs a client's malformed request (bad header bytes, bad request line) with a traceback;
+    it has already answered 400. Keep one line and drop the traceback: it is not a daemon error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = f"{record.getMessage()}: {exc.code} {exc.message!r}"
+            record.args = ()
+        return True
+
+
+_SERVER_LOG = logging.getLogger("aiohttp.server")
+if not any(isinstance(f, _ProtocolErrors) for f in _SERVER_LOG.filters):
+    _SERVER_LOG.addFilter(_ProtocolErrors())
 
 
 def routes() -> Router:

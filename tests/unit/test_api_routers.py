@@ -264,3 +264,17 @@ def test_detached_exec_start() -> None:
         st, body, _ = await _get(client, "POST", "/exec/e1/start", json={"Detach": True})
         assert st == 200
     run(t)
+
+
+def test_malformed_request_is_400_without_a_logged_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    async def t(client: TestClient, b: dict) -> None:
+        reader, writer = await asyncio.open_connection(client.host, client.port)
+        writer.write(b"GET /_ping HTTP/1.1\r\nHost: x\r\nX-Bad: \x00\r\n\r\n")
+        await writer.drain()
+        head = await reader.read(100)
+        writer.close()
+        assert head.split(b"\r\n")[0].split()[1] == b"400", head
+
+    with caplog.at_level("DEBUG"):
+        run(t)
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
