@@ -118,13 +118,15 @@ def quote_char(c: int) -> str:
     return f"'\\u{c:04x}'"
 
 
-def syntax_error(b: bytes, max_depth: int = MAX_DEPTH) -> str | None:
-    """Go's syntax error for the first JSON value in `b`, or None when that value is well formed."""
+def syntax_error(b: bytes, max_depth: int = MAX_DEPTH, *, whole: bool = False) -> str | None:
+    """Go's syntax error for the first JSON value in `b` (a `Decoder.Decode`), or for all of `b` when
+    `whole` (a `json.Unmarshal`: other messages for a cut input and for trailing bytes); None when
+    well formed."""
     n = len(b)
     i = 0
     stack: list[int] = []
     mode = "value"
-    eof = "unexpected EOF"
+    eof = "unexpected end of JSON input" if whole else "unexpected EOF"
     while True:
         if mode == "value":
             while i < n and b[i] in _WS:
@@ -159,6 +161,8 @@ def syntax_error(b: bytes, max_depth: int = MAX_DEPTH) -> str | None:
                 return f"invalid character {quote_char(c)} looking for beginning of value"
             if err:
                 return err
+            if i > n:
+                return eof
             mode = "after"
         elif mode == "key":
             while i < n and b[i] in _WS:
@@ -170,6 +174,8 @@ def syntax_error(b: bytes, max_depth: int = MAX_DEPTH) -> str | None:
             err, i = _string(b, i)
             if err:
                 return err
+            if i > n:
+                return eof
             while i < n and b[i] in _WS:
                 i += 1
             if i >= n:
@@ -180,6 +186,11 @@ def syntax_error(b: bytes, max_depth: int = MAX_DEPTH) -> str | None:
             mode = "value"
         else:  # after a value
             if not stack:
+                if whole:
+                    while i < n and b[i] in _WS:
+                        i += 1
+                    if i < n:
+                        return f"invalid character {quote_char(b[i])} after top-level value"
                 return None
             while i < n and b[i] in _WS:
                 i += 1
@@ -207,13 +218,13 @@ def _string(b: bytes, i: int) -> tuple[str | None, int]:
         if c == 0x5C:
             i += 1
             if i >= n:
-                break
+                return None, n + 1
             e = b[i]
             if e == 0x75:  # \u
                 for _ in range(4):
                     i += 1
                     if i >= n:
-                        return "unexpected EOF", i
+                        return None, n + 1
                     if b[i] not in b"0123456789abcdefABCDEF":
                         return f"invalid character {quote_char(b[i])} in \\u hexadecimal character escape", i
             elif e not in b'"\\/bfnrt':
@@ -221,7 +232,7 @@ def _string(b: bytes, i: int) -> tuple[str | None, int]:
         elif c < 0x20:
             return f"invalid character {quote_char(c)} in string literal", i
         i += 1
-    return "unexpected EOF", i
+    return None, n + 1
 
 
 def _digits(b: bytes, i: int) -> int:
@@ -235,14 +246,14 @@ def _number(b: bytes, i: int) -> tuple[str | None, int]:
     if b[i] == 0x2D:
         i += 1
         if i >= n:
-            return "unexpected EOF", i
+            return None, n + 1
         if not 0x30 <= b[i] <= 0x39:
             return f"invalid character {quote_char(b[i])} in numeric literal", i
     i = i + 1 if b[i] == 0x30 else _digits(b, i)
     if i < n and b[i] == 0x2E:
         i += 1
         if i >= n:
-            return "unexpected EOF", i
+            return None, n + 1
         if not 0x30 <= b[i] <= 0x39:
             return f"invalid character {quote_char(b[i])} after decimal point in numeric literal", i
         i = _digits(b, i)
@@ -251,7 +262,7 @@ def _number(b: bytes, i: int) -> tuple[str | None, int]:
         if i < n and b[i] in b"+-":
             i += 1
         if i >= n:
-            return "unexpected EOF", i
+            return None, n + 1
         if not 0x30 <= b[i] <= 0x39:
             return f"invalid character {quote_char(b[i])} in exponent of numeric literal", i
         i = _digits(b, i)
@@ -261,8 +272,18 @@ def _number(b: bytes, i: int) -> tuple[str | None, int]:
 def _literal(b: bytes, i: int, word: bytes) -> tuple[str | None, int]:
     for k in range(1, len(word)):
         if i + k >= len(b):
-            return "unexpected EOF", i + k
+            return None, len(b) + 1
         if b[i + k] != word[k]:
             return (f"invalid character {quote_char(b[i + k])} in literal {word.decode()} "
                     f"(expecting {quote_char(word[k])})"), i + k
     return None, i + len(word)
+
+
+def unmarshal(raw: bytes | str) -> Any:
+    """json.Unmarshal's view of `raw` (all of it must be one JSON value), strict as `decode`."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    err = syntax_error(raw, MAX_DEPTH, whole=True)
+    if err:
+        raise InvalidParameter(err)
+    return decode(raw)
