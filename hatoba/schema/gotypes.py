@@ -2,7 +2,8 @@
 
 Types come from a compact table (see scripts/gen_engine_schema.py): scalars by name ("string", "bool",
 "int64", "uint16", ... "any"), "base:go.Name" for named scalars, "strslice", "empty" (struct {}),
-{"slice": T}, {"array": T, "len": n}, {"map": T}, {"struct": Name}.
+"time" (time.Time: an RFC 3339 string, checked as Go's time.Parse does), {"slice": T},
+{"array": T, "len": n}, {"map": T}, {"struct": Name}.
 
 Two paths, with the same result for every valid document:
 - fast: a JSON schema compiled by fastjsonschema (canonical keys only, no nulls inside slices or
@@ -20,6 +21,7 @@ struct's known fields under their canonical names.
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 from collections.abc import Callable
@@ -81,6 +83,10 @@ class Types:
     def decode_slow(self, doc: Any, root: str) -> dict[str, Any]:
         return _Decoder(self).top(doc, root)
 
+    def decode_lenient(self, doc: Any, root: str) -> dict[str, Any]:
+        """Never raises: a value of the wrong type becomes its zero value (dropped from structs)."""
+        return _Decoder(self, lenient=True).top(doc, root)
+
     def _norm_struct(self, d: dict[str, Any], name: str) -> dict[str, Any]:
         fields = self.structs[name]["fields"]
         out = {}
@@ -88,19 +94,23 @@ class Types:
             if v is None:
                 continue
             t = fields[k]
-            out[k] = v if isinstance(t, str) and t != "strslice" else self._norm(v, t)
+            out[k] = v if isinstance(t, str) and t not in ("strslice", "time") else self._norm(v, t)
         return out
 
     def _norm(self, v: Any, t: Any) -> Any:
         if isinstance(t, str):
             if t == "strslice" and isinstance(v, str):
                 return [v]
+            if t == "time":
+                err = go_time_error(v)
+                if err:
+                    raise InvalidParameter(err)
             return v
         if "struct" in t:
             return self._norm_struct(v, t["struct"])
         if "slice" in t:
             et = t["slice"]
-            return v if isinstance(et, str) and et != "strslice" else [self._norm(x, et) for x in v]
+            return v if isinstance(et, str) and et not in ("strslice", "time") else [self._norm(x, et) for x in v]
         if "array" in t:
             n = t["len"]
             return (list(v) + [_zero(self, t["array"])] * n)[:n]
@@ -108,6 +118,78 @@ class Types:
         if isinstance(et, str) and et != "empty":
             return v
         return {k: self._norm(x, et) if et != "empty" else {} for k, x in v.items()}
+
+
+_TIME_LAYOUT = '"2006-01-02T15:04:05Z07:00"'
+
+
+def _time_quote(s: str) -> str:
+    out = []
+    for ch in s:
+        c = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif c < 0x20 or c == 0x7F:
+            out.append(f"\\x{c:02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def go_time_error(v: Any) -> str | None:
+    """Go's time.Time.UnmarshalJSON error for a JSON value (None when it parses, and for null)."""
+    if v is None:
+        return None
+    raw = json.dumps(v, ensure_ascii=False, separators=(",", ":")) if not isinstance(v, float) else \
+        getattr(v, "literal", repr(v))
+    value = raw
+    layout_elems = ['"', "2006", "-", "01", "-", "02", "T", "15", ":", "04", ":", "05", "Z07:00", '"']
+    rest = value
+    nums: dict[str, int] = {}
+
+    def fail(elem: str) -> str:
+        return (f"parsing time {_time_quote(value)} as {_time_quote(_TIME_LAYOUT)}: cannot parse "
+                f"{_time_quote(rest)} as {_time_quote(elem)}")
+
+    i = 0
+    while i < len(layout_elems):
+        elem = layout_elems[i]
+        if elem in ('"', "-", "T", ":"):
+            if not rest.startswith(elem):
+                return fail(elem)
+            rest = rest[len(elem):]
+        elif elem in ("2006", "01", "02", "15", "04", "05"):
+            n = 4 if elem == "2006" else 2
+            digits = rest[:n]
+            if len(digits) < n or not digits.isdigit() or not digits.isascii():
+                return fail(elem)
+            nums[elem] = int(digits)
+            rest = rest[n:]
+            if elem == "05" and rest[:1] in (".", ",") and rest[1:2].isdigit():
+                j = 1
+                while j < len(rest) and rest[j].isdigit():
+                    j += 1
+                rest = rest[j:]
+        else:  # Z07:00
+            if rest.startswith("Z"):
+                rest = rest[1:]
+            elif (len(rest) >= 6 and rest[0] in "+-" and rest[1:3].isdigit() and rest[3] == ":"
+                  and rest[4:6].isdigit()):
+                rest = rest[6:]
+            else:
+                return fail(elem)
+        i += 1
+    if rest:
+        return f"parsing time {_time_quote(value)}: extra text: {_time_quote(rest)}"
+    year, month, day = nums["2006"], nums["01"], nums["02"]
+    if not 1 <= month <= 12:
+        return f"parsing time {_time_quote(value)}: month out of range"
+    if not 1 <= day <= calendar.monthrange(year, month)[1]:
+        return f"parsing time {_time_quote(value)}: day out of range"
+    for key, what, hi in (("15", "hour", 23), ("04", "minute", 59), ("05", "second", 59)):
+        if nums[key] > hi:
+            return f"parsing time {_time_quote(value)}: {what} out of range"
+    return None
 
 
 def _zero(types: Types, t: Any) -> Any:
@@ -159,8 +241,9 @@ class _Abort(Exception):
 class _Decoder:
     """encoding/json's decoder, for one document (see the module docstring)."""
 
-    def __init__(self, types: Types):
+    def __init__(self, types: Types, lenient: bool = False):
         self.types = types
+        self.lenient = lenient
         self.saved: str | None = None
         self.struct = ""  # Go's errorContext: innermost struct type and the field path
         self.stack: list[str] = []
@@ -171,7 +254,7 @@ class _Decoder:
             out = self.value(doc, t)
         except _Abort as e:
             raise InvalidParameter(str(e)) from None
-        if self.saved:
+        if self.saved and not self.lenient:
             raise InvalidParameter(self.saved)
         return out if isinstance(out, dict) else {}
 
@@ -222,7 +305,16 @@ class _Decoder:
                     return [v]
                 if isinstance(v, list) and all(x is None or isinstance(x, str) for x in v):
                     return ["" if x is None else x for x in v]
+                if self.lenient:
+                    return []
                 raise _Abort(self.message(_kind(v), "string"))
+            elif base == "time":
+                err = go_time_error(v)
+                if err is None:
+                    return v
+                if self.lenient:
+                    return None
+                raise _Abort(err)
             elif base == "empty":
                 if isinstance(v, dict):
                     return {}
@@ -263,7 +355,7 @@ class _Decoder:
             val = self.value(v, fields[key])
             del self.stack[depth:]
             self.struct = saved_struct
-            if v is None:
+            if v is None or val is None:
                 out.pop(key, None)
             else:
                 out[key] = val
@@ -292,6 +384,8 @@ def _schema(types: Types, t: Any, nullable: bool, defs: dict[str, Any]) -> dict[
                     "items": {"type": "string"}}
         if base == "empty":
             return {"type": typ("object")}
+        if base == "time":
+            return {"type": typ("string")}
         return {}
     if "struct" in t:
         name = t["struct"]
