@@ -5,7 +5,8 @@ outside (docker load, pull) and for a robust view of the configs already stored.
   struct field Image.history of type []image.History`, `parsing time "\\"notadate\\"" as ...`, `invalid
   image JSON, no RootFS key`); returns the normalised config (strslice coercions, known fields only).
 - `sanitize(config)`: never raises; a config that would be refused comes back with its bad fields
-  dropped, so list, inspect, history and df can always be answered.
+  dropped (and no diff ids unless all are sha256 digests), so list, inspect, history, df and image
+  removal can always be answered.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ def sanitize(config: Any) -> dict[str, Any]:
     """A stored config fit for the views: normalised when valid, else with its bad fields dropped."""
     types = image_types()
     try:
-        return types.decode(config, "Image")
+        out = types.decode(config, "Image")
     except InvalidParameter:
-        return types.decode_lenient(config, "Image")
+        out = types.decode_lenient(config, "Image")
+    rootfs = out.get("rootfs")
+    if rootfs and not all(_DIGEST.match(d) for d in rootfs.get("diff_ids") or []):
+        rootfs["diff_ids"] = []  # not layers this store could hold: the layer code needs digests
+    return out

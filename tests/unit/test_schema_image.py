@@ -83,6 +83,7 @@ def test_decode_config_other_errors() -> None:
     with pytest.raises(InvalidParameter, match="invalid checksum digest format"):
         image.decode_config(json.dumps(_cfg(rootfs={"type": "layers", "diff_ids": ["x"]})).encode())
     assert image.decode_config(json.dumps(_cfg(rootfs={"diff_ids": ["x"]})).encode(), check_digests=False)
+    assert image.sanitize(_cfg(rootfs={"diff_ids": [DIFF, "x"]}))["rootfs"] == {"diff_ids": []}
 
 
 def test_decode_config_normalises() -> None:
@@ -195,3 +196,4 @@ def test_views_survive_odd_stored_configs(store_dir: str) -> None:
         json.dumps(store.inspect(img), allow_nan=False)
         json.dumps(store.history(img), allow_nan=False)
         assert isinstance(img.created, float)
+    store.gc_layers()  # what every image removal runs
