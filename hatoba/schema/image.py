@@ -58,8 +58,8 @@ def decode_config(raw: bytes, *, check_digests: bool = True) -> dict[str, Any]:
 def sanitize(config: Any) -> dict[str, Any]:
     """A stored config fit for the views: normalised when valid, else with its bad fields dropped."""
     types = image_types()
-    try:
-        out = types.decode(config, "Image")
+    try:  # the slow path: no schema compile at daemon start, when every stored config passes here
+        out = types.decode_slow(config, "Image")
     except InvalidParameter:
         out = types.decode_lenient(config, "Image")
     rootfs = out.get("rootfs")

@@ -486,3 +486,20 @@ def test_jsonload_never_raises_anything_else(raw: bytes) -> None:
 @given(_json)
 def test_jsonload_roundtrip(doc: object) -> None:
     assert jsonload.decode(json.dumps(doc).encode()) == doc
+
+
+def test_committed_schema_is_generated_from_the_swagger() -> None:
+    """hatoba/schema/data/engine-api.json is scripts/gen_engine_schema.py's output for Docker's swagger."""
+    import importlib.util
+    import os
+
+    pytest.importorskip("yaml")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location("gen_engine_schema", os.path.join(root, "scripts", "gen_engine_schema.py"))
+    assert spec and spec.loader
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    if not os.path.exists(gen.SWAGGER):
+        pytest.skip("the swagger (../shared/reference) is not here")
+    with open(os.path.join(root, "hatoba", "schema", "data", "engine-api.json")) as f:
+        assert json.load(f) == gen.generate(gen.SWAGGER)
