@@ -29,6 +29,10 @@ def container_create(doc: Any) -> dict[str, Any]:
     types = engine_types()
     w = types.decode(doc, "ContainerConfigWrapper")
     config_fields = types.structs["Config"]["fields"]
+    fold = {k.casefold() for k in config_fields}
+    if not any(k in config_fields or k.casefold() in fold for k in doc):
+        # Go leaves the embedded *Config nil when no Config field is named (even `{"HostConfig":{}}`)
+        raise InvalidParameter("Config cannot be empty in order to create a container")
     out: dict[str, Any] = {k: v for k, v in w.items() if k in config_fields}
     top = {k: v for k, v in w.items() if k not in config_fields
            and k not in ("HostConfig", "Cpuset", "NetworkingConfig")}

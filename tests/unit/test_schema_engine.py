@@ -257,8 +257,10 @@ def test_create_normalises_like_dockerd() -> None:
     out = engine.container_create({"Image": "busybox", "Memory": 8 << 20, "Binds": ["/a:/b"], "Cpuset": "0",
                                    "HostConfig": {"CpuShares": 5}})
     assert out["HostConfig"] == {"CpuShares": 5, "Memory": 8 << 20, "CpusetCpus": "0", "NetworkMode": "default"}
-    with pytest.raises(InvalidParameter, match="Config cannot be empty"):
-        engine.container_create(None)
+    for empty in (None, {}, {"HostConfig": {}}, {"Bogus": 1}):  # dockerd: no Config field named at all
+        with pytest.raises(InvalidParameter, match="^Config cannot be empty in order to create a container$"):
+            engine.container_create(empty)
+    assert engine.container_create({"image": None}) == {"HostConfig": {}}  # named (null): Config exists
 
 
 # the findings (each answered 500 or was stored and broke later reads)
