@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from hatoba.errors import InvalidParameter
+from hatoba.schema import jsonload, query
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -74,65 +75,43 @@ def param(request: web.Request, name: str) -> str:
     return request[PARAMS][name]
 
 
-# ---- query parameters (dockerd's parsing and messages) ----------------------------------------------
+# ---- query parameters and bodies (hatoba.schema: dockerd's parsing and messages) ---------------------
 
 def qbool(request: web.Request, name: str, default: bool = False) -> bool:
-    """httputils.BoolValue: absent → default; "", "0", "no", "false", "none" → false; else true."""
-    v = request.query.get(name)
-    if v is None:
-        return default
-    return v.strip().lower() not in ("", "0", "no", "false", "none")
+    """httputils.BoolValueOrDefault: absent → default; "", "0", "no", "false", "none" → false."""
+    return query.bool_param(request.query, name, default)
 
 
 def qint(request: web.Request, name: str, default: int | None = None) -> int | None:
-    """strconv.Atoi of a query value ("" or absent → default)."""
-    v = request.query.get(name)
-    if v is None or v == "":
-        return default
-    s = v.strip()
-    if s[:1] in "+-":
-        digits = s[1:]
-    else:
-        digits = s
-    if not digits.isdigit() or not digits.isascii():
-        raise InvalidParameter(f'strconv.Atoi: parsing "{v}": invalid syntax')
-    n = int(s)
-    if not -(1 << 63) <= n < (1 << 63):
-        raise InvalidParameter(f'strconv.Atoi: parsing "{v}": value out of range')
-    return n
+    """strconv.Atoi of a query value ("" or absent → default); 400 with Go's message otherwise."""
+    return query.int_param(request.query, name, default)
 
 
 def qfilters(request: web.Request) -> dict[str, list[str]]:
-    """Docker's `filters` parameter: {"key": {"value": true}} or the older {"key": ["value"]}."""
-    raw = request.query.get("filters")
-    if not raw:
-        return {}
-    try:
-        doc = json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        raise InvalidParameter(f"invalid filter: {raw}") from None
+    """Docker's `filters` parameter ({"key": {"value": true}} or the older {"key": ["value"]})."""
+    return query.filter_values(request.query.get("filters"))
+
+
+def qtime_ns(request: web.Request, name: str) -> int:
+    """A `since`/`until` value (unix seconds with an optional fraction) in nanoseconds; 0 when absent."""
+    sec, nsec = query.timestamp(request.query.get(name))
+    return sec * 1_000_000_000 + nsec
+
+
+async def read_body(request: web.Request) -> Any:
+    """The request body decoded as Go's json.Decoder does (None when empty); 400 on bad JSON."""
+    return jsonload.decode(await request.read())
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """A body that must be a JSON object or empty ({})."""
+    doc = await read_body(request)
     if doc is None:
         return {}
     if not isinstance(doc, dict):
         raise InvalidParameter(f"json: cannot unmarshal {_json_kind(doc)} into Go value of type "
-                               "map[string]map[string]bool")
-    out: dict[str, list[str]] = {}
-    for k, v in doc.items():
-        if isinstance(v, dict):
-            if not all(isinstance(on, bool) for on in v.values()):
-                raise InvalidParameter("json: cannot unmarshal into Go value of type map[string]map[string]bool")
-            out[k] = [x for x, on in v.items() if on]
-        elif isinstance(v, list) and all(isinstance(x, str) for x in v):
-            out[k] = list(v)
-        elif v is None:
-            out[k] = []
-        else:
-            raise InvalidParameter(f"json: cannot unmarshal {_json_kind(v)} into Go value of type map[string]bool")
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(name)
+                               "map[string]interface {}")
+    return doc
 
 
 def _json_kind(v: Any) -> str:
@@ -145,21 +124,3 @@ def _json_kind(v: Any) -> str:
     if isinstance(v, list):
         return "array"
     return "object"
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object ({} when empty)."""
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        doc = json.loads(raw, parse_constant=_no_constant)
-    except RecursionError:
-        raise InvalidParameter("invalid character '[' exceeded max depth") from None
-    except ValueError as e:
-        raise InvalidParameter(f"invalid JSON: {e}") from None
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise InvalidParameter(f"json: cannot unmarshal {_json_kind(doc)} into Go value of type map[string]interface {{}}")
-    return doc

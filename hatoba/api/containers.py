@@ -25,7 +25,8 @@ from hatoba.api.common import (
     qbool,
     qfilters,
     qint,
-    read_json,
+    qtime_ns,
+    read_body,
 )
 from hatoba.api.hijack import finish, upgrade
 from hatoba.engine.attach import ClientStream
@@ -33,6 +34,8 @@ from hatoba.engine.logs import LogOptions
 from hatoba.errors import InvalidParameter
 from hatoba.runtime import logs
 from hatoba.runtime.logs import LogRecord
+from hatoba.schema import engine as schema
+from hatoba.schema import query
 
 
 class ContainerBackend(Protocol):
@@ -76,7 +79,7 @@ def _no_content() -> web.Response:
 
 
 async def create(request: web.Request) -> web.StreamResponse:
-    body = await read_json(request)
+    body = schema.container_create(await read_body(request))
     c, warnings = await _b(request).create(body, request.query.get("name"))
     return json_response({"Id": c.id, "Warnings": warnings}, status=201)
 
@@ -128,7 +131,7 @@ async def rename(request: web.Request) -> web.StreamResponse:
 
 
 async def update(request: web.Request) -> web.StreamResponse:
-    warnings = await _b(request).update(_id(request), await read_json(request))
+    warnings = await _b(request).update(_id(request), schema.container_update(await read_body(request)))
     return json_response({"Warnings": warnings})
 
 
@@ -171,35 +174,6 @@ async def resize(request: web.Request) -> web.StreamResponse:
 
 # ---- logs -----------------------------------------------------------------------------------------
 
-def _time_ns(name: str, v: str | None) -> int:
-    """dockerd's timetypes: unix seconds with an optional fraction (RFC 3339 also accepted)."""
-    if not v:
-        return 0
-    try:
-        secs = float(v)
-    except ValueError:
-        from hatoba.images.store import parse_rfc3339
-
-        try:
-            secs = parse_rfc3339(v)
-        except ValueError:
-            raise InvalidParameter(f'strconv.ParseInt: parsing "{v}": invalid syntax') from None
-    if secs != secs or secs in (float("inf"), float("-inf")) or abs(secs) > 1e12:
-        raise InvalidParameter(f'strconv.ParseInt: parsing "{v}": invalid syntax')
-    return int(secs * 1e9)
-
-
-def _tail(v: str | None) -> int | None:
-    """`tail`: a count; "all", negative or unparsable mean everything (dockerd 20.10)."""
-    if v is None or v in ("", "all"):
-        return None
-    try:
-        n = int(v)
-    except ValueError:
-        return None
-    return n if n >= 0 else None
-
-
 def render(records: list[LogRecord], *, tty: bool, timestamps: bool) -> bytes:
     if timestamps:
         return b"".join(
@@ -212,8 +186,8 @@ def render(records: list[LogRecord], *, tty: bool, timestamps: bool) -> bytes:
 
 async def container_logs(request: web.Request) -> web.StreamResponse:
     opts = LogOptions(stdout=qbool(request, "stdout"), stderr=qbool(request, "stderr"),
-                      follow=qbool(request, "follow"), since_ns=_time_ns("since", request.query.get("since")),
-                      until_ns=_time_ns("until", request.query.get("until")), tail=_tail(request.query.get("tail")))
+                      follow=qbool(request, "follow"), since_ns=qtime_ns(request, "since"),
+                      until_ns=qtime_ns(request, "until"), tail=query.tail(request.query.get("tail")))
     timestamps = qbool(request, "timestamps")
     tty, batches = await _b(request).logs(_id(request), opts)
     resp = web.StreamResponse()

@@ -17,11 +17,12 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from hatoba.api.common import Router, backend, json_response, param, qfilters, qint, read_json
+from hatoba.api.common import Router, backend, json_response, param, qfilters, qint, read_body
 from hatoba.distribution import progress as pg
 from hatoba.distribution.auth import AuthConfig, decode_registry_auth
 from hatoba.errors import HatobaError
 from hatoba.images.reference import Reference
+from hatoba.schema import engine as schema
 
 log = logging.getLogger("hatoba.api")
 
@@ -117,7 +118,7 @@ async def push(request: web.Request) -> web.StreamResponse:
 
 async def auth(request: web.Request) -> web.StreamResponse:
     """POST /auth {username, password, serveraddress} → {"IdentityToken","Status"}."""
-    cfg = AuthConfig.from_dict(await read_json(request))
+    cfg = AuthConfig.from_dict(schema.auth_config(await read_body(request)))
     return json_response(await _b(request).login(cfg))
 
 

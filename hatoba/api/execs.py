@@ -7,9 +7,10 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from hatoba.api.common import Router, backend, json_response, param, qint, read_json
+from hatoba.api.common import Router, backend, json_response, param, qint, read_body
 from hatoba.api.hijack import finish, upgrade
 from hatoba.engine.attach import ClientStream
+from hatoba.schema import engine as schema
 
 # the exec start's hijacked stream carries these headers too (trace 22/23), after the 101 line
 _EXTRA = b"Api-Version: 1.41\r\nDocker-Experimental: false\r\nOstype: linux\r\n"
@@ -28,12 +29,12 @@ def _b(request: web.Request) -> ExecBackend:
 
 
 async def exec_create(request: web.Request) -> web.StreamResponse:
-    eid = _b(request).create(param(request, "id"), await read_json(request))
+    eid = _b(request).create(param(request, "id"), schema.exec_create(await read_body(request)))
     return json_response({"Id": eid}, status=201)
 
 
 async def exec_start(request: web.Request) -> web.StreamResponse:
-    body = await read_json(request)
+    body = schema.exec_start(await read_body(request))
     detach = bool(body.get("Detach"))
     tty = body.get("Tty")
     conn = await _b(request).start(param(request, "id"), detach=detach, tty=None if tty is None else bool(tty),

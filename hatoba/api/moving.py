@@ -16,9 +16,10 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from hatoba.api.common import PARAMS, Router, backend, json_response, qbool, read_json
+from hatoba.api.common import PARAMS, Router, backend, json_response, qbool, read_body
 from hatoba.api.images import ImageBackend, msg
 from hatoba.errors import HatobaError, InvalidParameter
+from hatoba.schema import engine as schema
 
 log = logging.getLogger("hatoba.api")
 _CHUNK = 1 << 20
@@ -165,7 +166,7 @@ async def _drain(request: web.Request, limit: int = 1 << 30) -> None:
 
 async def commit(request: web.Request) -> web.StreamResponse:
     q = request.query
-    config = await read_json(request) or None
+    config = schema.commit_config(await read_body(request)) or None
     iid = await _b(request).commit(q.get("container", ""), repo=q.get("repo", ""), tag=q.get("tag", ""),
                                    author=q.get("author", ""), comment=q.get("comment", ""),
                                    changes_=q.getall("changes", []), pause=qbool(request, "pause", True),

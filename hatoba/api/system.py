@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from aiohttp import web
 
 from hatoba.api.common import Router, backend, error_response, json_body, json_response, param, qfilters
-from hatoba.errors import InvalidParameter
+from hatoba.schema import query
 
 
 class SystemBackend(Protocol):
@@ -39,46 +38,15 @@ async def info(request: web.Request) -> web.StreamResponse:
     return json_response(_b(request).info())
 
 
-def time_param(v: str | None, now: float | None = None) -> float | None:
-    """dockerd's timetypes.GetTimestamp: unix seconds[.frac], RFC 3339 forms, or a Go duration before now."""
-    if v is None or v == "":
+def _seconds(request: web.Request, name: str) -> float | None:
+    if not request.query.get(name):
         return None
-    try:
-        t = float(v)
-    except ValueError:
-        from hatoba.images.store import parse_rfc3339
-
-        try:
-            t = parse_rfc3339(v)
-        except ValueError:
-            d = _go_duration(v)
-            if d is None:
-                raise InvalidParameter(f'failed to parse value as time or duration: "{v}"') from None
-            t = (time.time() if now is None else now) - d
-    if t != t or t in (float("inf"), float("-inf")):
-        raise InvalidParameter(f'failed to parse value as time or duration: "{v}"')
-    return t
-
-
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def _go_duration(s: str) -> float | None:
-    import re
-
-    m = re.fullmatch(r"([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+", s)
-    if not m:
-        return None
-    total = 0.0
-    for num, unit in re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", s):
-        total += float(num) * _UNITS[unit]
-    return -total if m.group(1) == "-" else total
+    sec, nsec = query.timestamp(request.query.get(name))
+    return sec + nsec / 1e9
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    now = time.time()
-    since = time_param(request.query.get("since"), now)
-    until = time_param(request.query.get("until"), now)
+    since, until = _seconds(request, "since"), _seconds(request, "until")
     evs = _b(request).events(since=since, until=until, filters=qfilters(request))
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     resp.enable_chunked_encoding()

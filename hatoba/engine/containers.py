@@ -20,41 +20,18 @@ from typing import Any, BinaryIO
 from hatoba.db import Database
 from hatoba.engine import attach as attach_mod
 from hatoba.engine import health as healthcheck
+from hatoba.engine import hostconfig, mounts, names, rootfs, stats, top, views
 from hatoba.engine import logs as logs_mod
-from hatoba.engine import mounts, names, rootfs, stats, top, views
 from hatoba.engine.container import Container, new_state
 from hatoba.engine.events import Events
 from hatoba.engine.lifecycle import Lifecycle
-from hatoba.engine.monitor import RESTART_POLICIES, Monitor
+from hatoba.engine.monitor import Monitor
 from hatoba.errors import Conflict, InvalidParameter, NotFound
 from hatoba.images.store import ImageStore, parse_rfc3339, rfc3339
-from hatoba.network import sandbox
-from hatoba.runtime import logs
 from hatoba.runtime.conmon import OCIRuntimeError, Runtime
 from hatoba.runtime.logs import LogRecord
 from hatoba.runtime.spec import DEFAULT_PATH
 from hatoba.storage.snapshots import Snapshotter, chain_ids
-
-HOST_CONFIG_DEFAULTS: dict[str, Any] = {
-    "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
-    "NetworkMode": "default", "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-    "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
-    "CgroupnsMode": "host", "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None,
-    "IpcMode": "private", "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False,
-    "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "",
-    "ShmSize": 67108864, "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0,
-    "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [],
-    "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [],
-    "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
-    "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [], "DeviceCgroupRules": None,
-    "DeviceRequests": None, "KernelMemory": 0, "KernelMemoryTCP": 0, "MemoryReservation": 0,
-    "MemorySwap": 0, "MemorySwappiness": None, "OomKillDisable": False, "PidsLimit": None, "Ulimits": [],
-    "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
-    "MaskedPaths": ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-                    "/sys/firmware"],
-    "ReadonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-}
 
 CONFIG_KEYS = ["Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr",
                "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped",
@@ -188,55 +165,30 @@ class Containers(Lifecycle, Monitor):
 
     # ---- create ---------------------------------------------------------------------------------
 
-    def _host_config(self, hc_in: dict[str, Any]) -> dict[str, Any]:
-        host_config = dict(HOST_CONFIG_DEFAULTS)
-        for k, v in hc_in.items():
-            if k in host_config or k in ("Mounts", "Tmpfs", "Sysctls", "Init", "StorageOpt", "Annotations"):
-                host_config[k] = v
-        if not host_config.get("NetworkMode"):
-            host_config["NetworkMode"] = "default"
-        rp = host_config.get("RestartPolicy") or {}
-        rp_name = rp.get("Name") or "no"
-        if rp_name not in RESTART_POLICIES:
-            raise InvalidParameter(f"invalid restart policy '{rp_name}'")
-        if rp_name != "on-failure" and rp.get("MaximumRetryCount"):
-            raise InvalidParameter(f"maximum retry count cannot be used with restart policy '{rp_name}'")
-        if host_config.get("AutoRemove") and rp_name != "no":
-            raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
-        host_config["RestartPolicy"] = {"Name": rp_name, "MaximumRetryCount": int(rp.get("MaximumRetryCount") or 0)}
-        if host_config.get("ShmSize", 0) in (0, None):
-            host_config["ShmSize"] = 67108864
-        if host_config.get("Memory") and host_config["Memory"] < 6 * 1024 * 1024:
-            raise InvalidParameter("Minimum memory limit allowed is 6MB")
-        sandbox.check_mode(str(host_config.get("NetworkMode")))
-        runtime_name = host_config.get("Runtime") or self.default_runtime
-        if not self.valid_runtime(runtime_name):
-            raise InvalidParameter(f"unknown or invalid runtime name: {runtime_name}")
-        host_config["Runtime"] = runtime_name
-        log_cfg = host_config.get("LogConfig") or {}
-        driver = log_cfg.get("Type") or self.log_driver
-        if driver not in ("json-file", "local", "k8s-file", "none"):
-            raise InvalidParameter(f"logger: no log driver named '{driver}' is registered")
-        log_opts = {**self.log_opts, **(log_cfg.get("Config") or {})} if driver != "none" else {}
-        try:
-            if log_opts.get("max-size"):
-                logs.parse_size(log_opts["max-size"])
-            if log_opts.get("max-file") and int(log_opts["max-file"]) < 1:
-                raise ValueError
-        except ValueError:
-            raise InvalidParameter(f"invalid log options: {log_opts}") from None
-        host_config["LogConfig"] = {"Type": driver if driver != "k8s-file" else "json-file", "Config": log_opts}
-        mounts.parse(host_config)  # refuse bad binds now, not at start
-        if host_config.get("Init"):
+    def _host_config(self, hc_in: dict[str, Any], config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The stored HostConfig: defaults, dockerd's create-time checks, then hatoba's own (mounts, init)."""
+        warnings = hostconfig.validate_config(config)
+        hc, more = hostconfig.build(hc_in, config=config, log_opts=self.log_opts,
+                                    default_runtime=self.default_runtime, valid_runtime=self.valid_runtime,
+                                    default_log_driver=self.log_driver)
+        warnings += more
+        mode = hc.get("NetworkMode") or "default"
+        if mode.startswith("container:"):
+            self.get(mode.split(":", 1)[1])  # dockerd: 404 No such container
+        mounts.parse(hc)  # refuse bad binds now, not at start
+        if hc.get("Init"):
             self.init_binary()
-        return host_config
+        return hc, warnings
 
     async def create(self, body: dict[str, Any], name: str | None) -> tuple[Container, list[str]]:
+        """`body` is a validated create document (`hatoba.schema.engine.container_create`)."""
         image_name = body.get("Image") or ""
         if not image_name:
             raise InvalidParameter("config cannot be empty in order to create a container")
         healthcheck.validate_config(body.get("Healthcheck"))  # dockerd's checks, before the image lookup
         img = self.images.get(image_name)
+        config_in = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
+        host_config, warnings = self._host_config(body.get("HostConfig") or {}, config_in)
         if name:
             if not names.valid_name(name):
                 raise InvalidParameter(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
@@ -247,17 +199,12 @@ class Containers(Lifecycle, Monitor):
                                "to reuse that name.")
         else:
             name = names.generate(lambda n: n in self.by_name)
-        host_config = self._host_config(body.get("HostConfig") or {})
-        warnings: list[str] = []
         anon = [v for v in (body.get("Volumes") or {}) if not any(
             b.split(":")[1:2] == [v] for b in host_config.get("Binds") or [])]
         if anon:
             warnings.append(f"Anonymous volumes are not supported yet; {', '.join(sorted(anon))} stay in the "
                             "container's own filesystem.")
-        if host_config.get("PortBindings") or host_config.get("PublishAllPorts"):
-            warnings.append("Published ports are discarded: port publishing needs the bridge network, which this "
-                            "hatoba does not have yet.")
-        config = merge_image_config(body, img.config.get("config") or {}, image_name)
+        config = merge_image_config(config_in, img.config.get("config") or {}, image_name)
         argv = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
         if not argv:
             raise InvalidParameter("No command specified")
@@ -352,29 +299,23 @@ class Containers(Lifecycle, Monitor):
         self.events.emit("container", "rename", c.id, c.event_attrs(oldName="/" + old))
 
     async def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+        """`body` is a validated update document (`hatoba.schema.engine.container_update`)."""
         from hatoba.runtime.spec import resources_for_update
 
         c = self.get(ref)
-        keys = ["Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
-                "CpusetCpus", "CpusetMems", "PidsLimit", "BlkioWeight"]
-        changes = {k: body[k] for k in keys if body.get(k) not in (None, 0, "")}
-        rp = body.get("RestartPolicy") or {}
-        if rp.get("Name"):
-            if rp["Name"] not in RESTART_POLICIES:
-                raise InvalidParameter(f"invalid restart policy '{rp['Name']}'")
-            if c.host_config.get("AutoRemove") and rp["Name"] != "no":
-                raise InvalidParameter("Restart policy cannot be updated because AutoRemove is enabled for the container")
+        hc, warnings = hostconfig.validate_update(body, c.host_config)
+        changes = {k: v for k, v in body.items() if k != "RestartPolicy" and v not in (None, 0, "")}
         if c.running and changes:
             try:
                 await self.rt(c).update(c.id, resources_for_update(changes))
             except OCIRuntimeError as e:
                 raise InvalidParameter(f"Cannot update container {c.id}: {e.message}") from None
         c.host_config.update(changes)
-        if rp.get("Name"):
-            c.host_config["RestartPolicy"] = {"Name": rp["Name"], "MaximumRetryCount": rp.get("MaximumRetryCount") or 0}
+        if body.get("RestartPolicy") is not None:
+            c.host_config["RestartPolicy"] = hc["RestartPolicy"]
         self._save(c)
         self.events.emit("container", "update", c.id, c.event_attrs())
-        return []
+        return warnings
 
     async def prune(self, filters: dict[str, list[str]]) -> dict[str, Any]:
         for k in filters:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import signal as _signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from hatoba.engine import signals
 from hatoba.errors import InvalidParameter, NotFound
 from hatoba.runtime import spec as _spec
 
@@ -490,29 +490,9 @@ def check_log_config(lc: dict[str, Any], daemon_opts: dict[str, str], default_dr
 
 # ---- Config ------------------------------------------------------------------------------------
 
-_SIGNALS = {s.name[3:]: int(s) for s in _signal.Signals if s.name.startswith("SIG") and not s.name.startswith("SIG_")}
-
-
 def parse_signal(raw: str) -> int:
-    """signal.ParseSignal: a non-zero number, or a name with or without SIG; InvalidParameter otherwise."""
-    s = raw.strip()
-    if s.lstrip("+-").isdigit() and s.isascii():
-        n = int(s)
-        if n == 0:
-            raise _bad(f"Invalid signal: {raw}")
-        return n
-    name = s.upper().removeprefix("SIG")
-    if name in _SIGNALS:
-        return _SIGNALS[name]
-    rtmin, rtmax = int(_signal.SIGRTMIN), int(_signal.SIGRTMAX)
-    if name == "RTMIN":
-        return rtmin
-    if name == "RTMAX":
-        return rtmax
-    for prefix, base, sign in (("RTMIN+", rtmin, 1), ("RTMAX-", rtmax, -1)):
-        if name.startswith(prefix) and name[6:].isdigit() and 1 <= int(name[6:]) <= 15 - (sign < 0):
-            return base + sign * int(name[6:])
-    raise _bad(f"Invalid signal: {raw}")
+    """signal.ParseSignal as dockerd checks StopSignal at create: a name, or any non-zero number."""
+    return signals.parse_signal(raw, default=None, platform=False)
 
 
 def validate_config(config: dict[str, Any]) -> list[str]:

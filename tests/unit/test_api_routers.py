@@ -121,7 +121,7 @@ def test_create_answers_201_with_id_and_warnings() -> None:
         st, body, h = await _get(client, "POST", "/v1.41/containers/create?name=web", json={"Image": "busybox"})
         assert st == 201 and body == {"Id": "c" * 64, "Warnings": ["w"]}
         assert h["Api-Version"] == "1.41" and h["Content-Type"] == "application/json"
-        assert b["containers"].calls[0] == ("create", ({"Image": "busybox"}, "web"))
+        assert b["containers"].calls[0] == ("create", ({"Image": "busybox", "HostConfig": {}}, "web"))
     run(t)
 
 
@@ -242,11 +242,13 @@ def test_events_time_window_parsing() -> None:
         r = await client.get("/events?since=10&until=20.5")
         line = json.loads((await r.read()).splitlines()[0])
         assert (line["since"], line["until"]) == (10.0, 20.5)
-        r = await client.get("/events?since=10m&until=0s")
+        r = await client.get("/events?since=10.25&until=11.000000001")
         line = json.loads((await r.read()).splitlines()[0])
-        assert line["until"] - line["since"] == pytest.approx(600, abs=1)
-        st, body, _ = await _get(client, "GET", "/events?since=nonsense")
-        assert st == 400
+        assert (line["since"], line["until"]) == (10.25, pytest.approx(11.000000001))
+        for bad in ("10m", "nonsense", "1e400", "inf"):  # durations are the CLI's to convert, as with docker
+            st, body, _ = await _get(client, "GET", f"/events?since={bad}")
+            assert st == 400, bad
+            assert body["message"].startswith("strconv.ParseInt"), body
     run(t)
 
 
