@@ -5,7 +5,8 @@ Start-up order, so that a refused start leaves nothing behind and never touches 
 files: config (flags over daemon.json) → listener addresses checked (no public TCP without
 --tlsverify, TLS files loaded) → exclusive locks on the data root and the exec root (a second
 hatobad on either refuses, naming the holder's pid) → pidfile → listeners bound (a unix socket that
-another daemon answers on is refused, not unlinked) → metadata DB, stores, runtime (`Engine`) →
+another daemon answers on is refused, not unlinked) → private state made private
+(`engine.private`) → metadata DB, stores, runtime (`Engine`) →
 containers reconciled and live-restored → serving. Whatever a failed start created (pidfile,
 sockets, a data root or exec root it made) is removed again. SIGTERM/SIGINT stop the listeners
 only: containers keep running under their conmon and are re-adopted by the next hatobad.
@@ -268,6 +269,9 @@ async def serve(cfg: DaemonConfig) -> None:
         bound = prepare(cfg, listeners, st)
         from hatoba.api.server import make_app
         from hatoba.engine.core import Engine
+        from hatoba.engine.private import secure_state
+
+        secure_state(cfg.data_root, cfg.exec_root)
 
         engine = Engine(cfg)
         await engine.containers.restore()
