@@ -20,6 +20,7 @@ from typing import Any
 from hatoba.db import Database
 from hatoba.engine import mounts, names
 from hatoba.engine.events import Events
+from hatoba.engine.reconcile import reconcile
 from hatoba.errors import Conflict, HatobaError, InvalidParameter, NotFound, NotModified
 from hatoba.images.store import ImageStore, rfc3339
 from hatoba.runtime import cgroups, logs
@@ -222,6 +223,7 @@ class Containers:
 
     async def restore(self) -> None:
         """Load every container; re-adopt the running ones whose conmon survived; reap the rest."""
+        await reconcile(self)  # first: orphans of a crash killed and removed, frozen commits thawed
         for doc in self.db.all("containers"):
             c = Container(doc)
             self.by_id[c.id] = c
