@@ -3,8 +3,9 @@ wires an Engine to the API.
 
 Start-up order, so that a refused start leaves nothing behind and never touches another daemon's
 files: config (flags over daemon.json) → listener addresses checked (no public TCP without
---tlsverify, TLS files loaded) → exclusive locks on the data root and the exec root (a second
-hatobad on either refuses, naming the holder's pid) → pidfile → listeners bound (a unix socket that
+--tlsverify, TLS files loaded) → a pidfile naming a live hatobad refuses the start → exclusive
+locks on the data root and the exec root (a second hatobad on either refuses, naming the holder's
+pid) → pidfile written → listeners bound (a unix socket that
 another daemon answers on is refused, not unlinked) → private state made private
 (`engine.private`) → metadata DB, stores, runtime (`Engine`) →
 containers reconciled and live-restored → serving. Whatever a failed start created (pidfile,
@@ -235,12 +236,12 @@ class StartUp:
 
 def prepare(cfg: DaemonConfig, listeners: list[Listener], st: StartUp) -> list[tuple[Listener, socket.socket]]:
     """Locks, pidfile and bound listeners, in that order (see the module docstring)."""
+    pidfile = cfg.resolved_pidfile()
+    _check_pidfile(pidfile)  # dockerd's first check (and message); reads only
     st.makedirs(cfg.data_root, 0o711)
     st.fds.append(lock_root(cfg.data_root, "data root"))
     st.makedirs(cfg.exec_root, 0o711)
     st.fds.append(lock_root(cfg.exec_root, "exec root"))
-    pidfile = cfg.resolved_pidfile()
-    _check_pidfile(pidfile)
     st.makedirs(os.path.dirname(pidfile) or ".", 0o755)
     st.created_file(pidfile)
     with open(pidfile, "w") as f:
