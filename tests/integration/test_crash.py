@@ -159,6 +159,9 @@ def _frozen(d: Any, cid: str) -> bool:
 def test_kill9_during_commit(crashd, when):
     d = crashd
     cid = _big_container(d)
+    # paused by its user: stays paused through the crash (only the commit's freeze is undone)
+    paused = d.hatoba("run", "-d", "busybox", "sleep", "1000", check=True).stdout.decode().strip()
+    d.hatoba("pause", paused, check=True)
     commit = subprocess.Popen([HATOBA, "commit", cid, f"crash/commit:{uuid.uuid4().hex[:6]}"], env=d.env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -175,6 +178,9 @@ def test_kill9_during_commit(crashd, when):
     assert state["Running"] and not state["Paused"] and state["Status"] == "running", state
     assert crashkit.runc_status(d, cid) == "running"
     assert d.hatoba("exec", cid, "echo", "alive").stdout == b"alive\n"
+    state = d.api("GET", f"/containers/{paused}/json")[1]["State"]  # type: ignore[index]
+    assert state["Paused"] and crashkit.runc_status(d, paused) == "paused", state
+    d.hatoba("unpause", paused, check=True)
     for img in d.api("GET", "/images/json")[1]:  # type: ignore[union-attr]
         if any(t.startswith("crash/commit:") for t in img["RepoTags"] or []):  # a commit that got through
             assert d.api("DELETE", f"/images/{img['Id']}")[0] == 200
