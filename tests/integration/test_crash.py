@@ -212,12 +212,14 @@ def test_commit_of_a_container_that_exits_meanwhile(crashd):
     for i in range(5):
         name = f"exiting-{i}-{uuid.uuid4().hex[:4]}"
         d.hatoba("run", "-d", "--name", name, "busybox", "sh", "-c", "echo x > /f; sleep 1000", check=True)
+        _wait_for(lambda: d.hatoba("exec", name, "cat", "/f").stdout == b"x\n", 10, "/f")  # noqa: B023
         pid = d.api("GET", f"/containers/{name}/json")[1]["State"]["Pid"]  # type: ignore[index]
         os.kill(pid, 9)
         status, body = d.api("POST", f"/commit?container={name}")
         assert status == 201, (i, status, body)
         iid = body["Id"]  # type: ignore[index]
-        assert d.hatoba("run", "--rm", iid, "cat", "/f").stdout == b"x\n"
+        p = d.hatoba("run", "--rm", iid, "cat", "/f")
+        assert p.stdout == b"x\n", p.stderr
         d.hatoba("rm", "-f", name, check=True)
         d.hatoba("rmi", iid, check=True)
     crashkit.check_consistent(d)
