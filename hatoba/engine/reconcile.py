@@ -15,9 +15,10 @@ the data-root lock guarantees that no other daemon owns any of it:
 - Everything else the runtime has is an orphan: runc state of a container the DB says is not
   running, or that the DB does not know (`runc delete --force`, after a thaw); conmon processes
   whose command line names a bundle under our exec root (killed by pid after checking their
-  command line again, through a pidfd); cgroups below the daemon's cgroup parents (thawed, their
-  processes killed, removed); overlay mounts (unmounted). Containers whose start was interrupted
-  stay in the DB as Created/Exited containers (Pid 0, not paused) that `start` and `rm -f` handle.
+  command line again, through a pidfd); cgroups below the daemon's cgroup parents of containers
+  this daemon knows (its DB, runc state, directories; a parent such as the default /hatoba may be
+  shared with another daemon, whose containers are not ours) are thawed, emptied and removed;
+  overlay mounts are unmounted. Containers whose start was interrupted stay in the DB as Created/Exited containers (Pid 0, not paused) that `start` and `rm -f` handle.
 - Directories of containers the DB does not know (data root, overlay, exec root, exit files) are
   removed, and an overlay probe the snapshotter was running (mounted) when the daemon died.
 - Leases of the previous run are expired and blobs/unpacked layers that no image, container or
@@ -66,7 +67,12 @@ async def reconcile(containers: Containers) -> None:
     keep = set(live) | reaped
     orphans = await _runtime_state(containers, docs, live, reaped)
     orphans |= await _conmons(containers, live)
-    orphans |= await asyncio.to_thread(_cgroups, containers, docs, keep)
+    # a cgroup parent may be shared with another daemon (the default /hatoba): only ids this daemon
+    # knows (its DB, runc state or directories under its roots) are its own
+    ours = set(docs) | orphans
+    for d in (containers.exec_root, containers.data_root, containers.snapshots.root):
+        ours |= _ids_in(os.path.join(d, "containers"))
+    orphans |= await asyncio.to_thread(_cgroups, containers, docs, keep, ours)
     orphans |= await asyncio.to_thread(_storage, containers, docs, keep)
     for cid in sorted(orphans):
         log.info("reconcile: removed what was left of %s%s", cid[:12], "" if cid in docs else " (unknown)")
@@ -226,13 +232,13 @@ def _cgroup_path(parent: str, cid: str) -> str:
     return f"{parent if parent.startswith('/') else '/' + parent}/{cid}"
 
 
-def _cgroups(containers: Containers, docs: dict[str, dict], keep: set[str]) -> set[str]:
+def _cgroups(containers: Containers, docs: dict[str, dict], keep: set[str], ours: set[str]) -> set[str]:
     parents = {containers.cgroup_parent}
     parents.update(p for d in docs.values() if (p := (d.get("HostConfig") or {}).get("CgroupParent")))
     orphans = set()
     for parent in parents:
         for cid in cgroups.child_ids(parent):
-            if cid in keep:
+            if cid in keep or cid not in ours:
                 continue
             path = _cgroup_path(parent, cid)
             cgroups.thaw(path)
@@ -284,12 +290,12 @@ def _storage(containers: Containers, docs: dict[str, dict], keep: set[str]) -> s
     return orphans
 
 
-def _ids_in(path: str, dirs: bool = True) -> list[str]:
+def _ids_in(path: str, dirs: bool = True) -> set[str]:
     try:
         with os.scandir(path) as it:
-            return [e.name for e in it if _ID.fullmatch(e.name) and e.is_dir(follow_symlinks=False) == dirs]
+            return {e.name for e in it if _ID.fullmatch(e.name) and e.is_dir(follow_symlinks=False) == dirs}
     except FileNotFoundError:
-        return []
+        return set()
 
 
 def _fix_records(containers: Containers, docs: dict[str, dict], keep: set[str]) -> None:

@@ -315,3 +315,31 @@ def test_kill9_during_parallel_runs(crashd, when):
     assert all(c["State"] in ("created", "exited", "running") for c in d.containers().values()), d.containers()
     crashkit.check_consistent(d)
 
+
+
+def test_restart_leaves_another_daemons_cgroups_alone(crashd):
+    """A cgroup parent may be shared (the default /hatoba): a cgroup of an id this daemon does not
+    know, with a process in it, is not this daemon's to kill."""
+    from hatoba.runtime import cgroups
+
+    d = crashd
+    path = f"{d.cgroup_parent}/{uuid.uuid4().hex * 2}"
+    proc = subprocess.Popen(["sleep", "1000"])
+    dirs = cgroups.cgroup_dirs(path)
+    try:
+        for g in dirs:
+            os.makedirs(g, exist_ok=True)
+            try:
+                with open(os.path.join(g, "cgroup.procs"), "w") as f:
+                    f.write(str(proc.pid))
+            except OSError:
+                pass  # e.g. cpuset without cpus/mems: membership elsewhere is enough
+        assert proc.pid in cgroups.pids(path)
+        crashkit.kill9_and_restart(d)
+        assert proc.poll() is None and proc.pid in cgroups.pids(path)
+    finally:
+        proc.kill()
+        proc.wait()
+        time.sleep(0.1)
+        cgroups.remove_cgroup(path)
+    crashkit.check_consistent(d)
