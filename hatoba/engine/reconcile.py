@@ -18,7 +18,8 @@ the data-root lock guarantees that no other daemon owns any of it:
   command line again, through a pidfd); cgroups below the daemon's cgroup parents of containers
   this daemon knows (its DB, runc state, directories; a parent such as the default /hatoba may be
   shared with another daemon, whose containers are not ours) are thawed, emptied and removed;
-  overlay mounts are unmounted. Containers whose start was interrupted stay in the DB as Created/Exited containers (Pid 0, not paused) that `start` and `rm -f` handle.
+  overlay mounts are unmounted. Containers whose start was interrupted stay in the DB as
+  Created/Exited containers (Pid 0, not paused) that `start` and `rm -f` handle.
 - Directories of containers the DB does not know (data root, overlay, exec root, exit files) are
   removed, and an overlay probe the snapshotter was running (mounted) when the daemon died.
 - Leases of the previous run are expired and blobs/unpacked layers that no image, container or
