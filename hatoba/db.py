@@ -2,11 +2,15 @@
 
 Owns the schema. Rows hold JSON documents; the engine and the image store keep in-memory
 indexes and write through here so a crash never loses an acknowledged change.
+
+The database holds every container's environment: it is created 0600 before SQLite opens it, and
+SQLite gives its `-wal` and `-shm` files the database's mode. Files of an older hatoba are chmodded.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -19,6 +23,9 @@ CREATE TABLE IF NOT EXISTS images (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tags (ref TEXT PRIMARY KEY, image_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS layers (chain_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lease_resources (lease TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+                                            PRIMARY KEY (lease, kind, key));
 """
 
 
@@ -26,6 +33,14 @@ class Database:
     """A thin, thread-safe wrapper over sqlite3 in WAL mode."""
 
     def __init__(self, path: str):
+        if path != ":memory:":
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            for p in (path, path + "-wal", path + "-shm"):
+                try:
+                    if os.stat(p).st_mode & 0o077:
+                        os.chmod(p, 0o600)
+                except FileNotFoundError:
+                    pass
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
         self._conn.execute("PRAGMA journal_mode=WAL")

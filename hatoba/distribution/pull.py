@@ -8,7 +8,9 @@ grows (`_Tail`) and only sees its end once the download has been verified and co
 snapshotter unpacks into a staging directory and shows a layer only once it is completely
 unpacked, so a digest mismatch or a failed download just discards the staging directory; a download
 that has to start over (no Range support) falls back to extracting the committed blob. The image
-record is written last, so a crash at any point leaves a store with nothing half-done in it.
+record is written last, so a crash at any point leaves a store with nothing half-done in it. Blobs and
+layers are held by the pull's lease (`ImageStore.lease`) until then; what a crash leaves unreferenced
+is collected at the next start.
 
 Messages are dockerd's: `Pulling from`, `Already exists`, `Pulling fs layer`, `Waiting`,
 `Downloading`, `Verifying Checksum`, `Download complete`, `Extracting`, `Pull complete`,
@@ -143,12 +145,13 @@ async def _pull_one(svc: Service, reg: Registry, ref: Reference, want: mf.Platfo
                                    f"config {len(diff_ids)}")
         for layer in m.layers:
             mf.check_media_type(layer.media_type)
-        svc.pin(*diff_ids, *(x.digest for x in m.layers), *chain_ids(diff_ids))
-        try:
+        # held from before the first download until the image is recorded; a failed pull keeps what
+        # it got for a retry (collected at the next image removal or daemon start if none comes)
+        with images.lease(f"pull {ref.familiar()}", keep=True) as lease:
+            lease.content(*diff_ids, *(x.digest for x in m.layers))
+            lease.snapshot(*chain_ids(diff_ids))
             await _layers(svc, reg, m.layers, diff_ids, out)
             await asyncio.to_thread(images.create, cfg, None, raw_cfg)
-        finally:
-            svc.unpin(*diff_ids, *(x.digest for x in m.layers), *chain_ids(diff_ids))
     return await _recorded(svc, ref, iid, digest, out)
 
 

@@ -195,10 +195,11 @@ def _compress(svc: Service, diff_id: str) -> LayerBlob:
 
             tar_size = gzip_compress(src, write, level=1)
         digest = "sha256:" + h.hexdigest()
-        content.commit(part, digest)
+        with images.lease(f"push {diff_id[7:19]}", keep=True) as lease:  # held until distmeta knows it
+            content.commit(part, digest, claim=lease.content)
+            images.dist.add_blob(digest, diff_id, mf.DOCKER_LAYER, size, tar_size)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(part)
         raise
-    images.dist.add_blob(digest, diff_id, mf.DOCKER_LAYER, size, tar_size)
     return LayerBlob(digest, diff_id, mf.DOCKER_LAYER, size, tar_size)

@@ -46,15 +46,3 @@ class Service:
                        actions: str = "pull", endpoint: Endpoint | None = None) -> Registry:
         ep = endpoint or await resolve_endpoint(self, session, ref.domain)
         return Registry(self, session, ref.domain, auth, ep, ref.path, actions)
-
-    def pin(self, *keys: str) -> None:
-        for k in keys:
-            self.images.pinned[k] = self.images.pinned.get(k, 0) + 1
-
-    def unpin(self, *keys: str) -> None:
-        for k in keys:
-            n = self.images.pinned.get(k, 0) - 1
-            if n <= 0:
-                self.images.pinned.pop(k, None)
-            else:
-                self.images.pinned[k] = n

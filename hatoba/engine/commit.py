@@ -9,6 +9,13 @@ image records `container`, `container_config` and `author`, and the image it cam
 
 Mount points the runtime creates in the rootfs (/etc/hosts, /etc/hostname, /etc/resolv.conf,
 /proc, /sys, /dev…) live in dockerd's separate "init" layer, so they are left out of the new layer.
+
+Crash safety: the pause is the runtime's freeze only, never recorded as the container's state (a
+crash mid-commit must not leave a container that looks paused by its user; the start-up
+reconciliation thaws a container that is frozen but not paused). A container that is no longer
+running when the commit starts is committed without a pause. The layer blob and the image config
+are written under a lease (`ImageStore.lease`): a failed commit removes them, a crashed one leaves
+them to the collection at the next start.
 """
 
 from __future__ import annotations
@@ -27,8 +34,8 @@ from hatoba.engine.health import merge_config as merge_healthcheck
 from hatoba.errors import Conflict, HatobaError, InvalidParameter, NotFound
 from hatoba.images import changes as changes_mod
 from hatoba.images import gojson, reference
-from hatoba.images.archive import pin, pinned
 from hatoba.images.store import ImageStore, rfc3339
+from hatoba.runtime.conmon import OCIRuntimeError
 from hatoba.storage import layers as layers_mod
 
 log = logging.getLogger(__name__)
@@ -138,7 +145,7 @@ def _count_members(f: IO[bytes]) -> int:
         return len(tf.getmembers())
 
 
-def _write_layer(images: ImageStore, snapshots: Any, cid: str, pins: list[str]) -> str | None:
+def _write_layer(images: ImageStore, snapshots: Any, cid: str) -> str | None:
     """The container's changes as a layer in the content store: its diff id, None when empty."""
     tmpdir = os.path.join(images.content.root, "ingest")
     with tempfile.TemporaryFile(dir=tmpdir) as raw:
@@ -158,7 +165,6 @@ def _write_layer(images: ImageStore, snapshots: Any, cid: str, pins: list[str]) 
                 return None
             raw.seek(0)
             diff_id = images.add_layer(raw)
-    pin(images, pins, diff_id)
     return diff_id
 
 
@@ -177,26 +183,14 @@ async def commit(containers: Any, images: ImageStore, name: str, *, ref: str | N
     parent = images.images.get(c.image_id)
     if parent is None:
         raise NotFound(f"No such image: {c.image_id}")
-    paused_here = False
-    if pause and c.running and not c.state.get("Paused"):
-        await containers.pause(c.id)
-        paused_here = True
-    pins: list[str] = []
-    try:
-        with pinned(images, pins):
-            try:
-                diff_id = await asyncio.to_thread(_write_layer, images, containers.snapshots, c.id, pins)
-            finally:
-                if paused_here:
-                    try:
-                        await containers.unpause(c.id)
-                    except HatobaError as e:
-                        log.warning("unpause of %s after commit failed: %s", c.id[:12], e.message)
-            img = await asyncio.to_thread(_create, images, parent.config, c, new_cfg, diff_id, author, comment)
-    except BaseException:
-        if pins:
-            _forget(images, pins)
-        raise
+    with images.lease(f"commit {c.id[:12]}"):
+        frozen = await _freeze(containers, c) if pause else False
+        try:
+            diff_id = await asyncio.to_thread(_write_layer, images, containers.snapshots, c.id)
+        finally:
+            if frozen:
+                await _thaw(containers, c)
+        img = await asyncio.to_thread(_create, images, parent.config, c, new_cfg, diff_id, author, comment)
     images.set_parent(img.id, parent.id)
     fam = None
     if ref:
@@ -205,6 +199,32 @@ async def commit(containers: Any, images: ImageStore, name: str, *, ref: str | N
     containers.events.emit("container", "commit", c.id,
                            c.event_attrs(comment=comment, imageID=img.id, imageRef=fam or ""))
     return img.id
+
+
+async def _freeze(containers: Any, c: Any) -> bool:
+    """Freeze a running container for the commit (dockerd's pause, with its events, but not recorded
+    as the container's state); False when there is nothing to freeze: paused by its user, or no
+    longer running (it exited as the commit started)."""
+    if not c.running or c.state.get("Paused"):
+        return False
+    try:
+        await containers.rt(c).pause(c.id)
+    except OCIRuntimeError as e:
+        if e.not_running or e.not_found or not c.running:
+            return False
+        raise HatobaError(f"Error pausing container {c.id}: {e.message}") from None
+    containers.events.emit("container", "pause", c.id, c.event_attrs())
+    return True
+
+
+async def _thaw(containers: Any, c: Any) -> None:
+    try:
+        await containers.rt(c).resume(c.id)
+    except OCIRuntimeError as e:
+        if not (e.not_running or e.not_found):
+            log.warning("unpause of %s after commit failed: %s", c.id[:12], e.message)
+        return
+    containers.events.emit("container", "unpause", c.id, c.event_attrs())
 
 
 def _create(images: ImageStore, parent_cfg: dict[str, Any], c: Any, new_cfg: dict[str, Any], diff_id: str | None,
@@ -228,14 +248,3 @@ def _create(images: ImageStore, parent_cfg: dict[str, Any], c: Any, new_cfg: dic
             doc[k] = parent_cfg[k]
     raw = gojson.image_config(doc)
     return images.create(json.loads(raw), raw=raw)
-
-
-def _forget(images: ImageStore, digests: list[str]) -> None:
-    """Drop a layer blob a failed commit stored, unless an image uses it."""
-    with images._lock:
-        used = set()
-        for img in images.images.values():
-            used.update(img.diff_ids)
-        for d in digests:
-            if d not in used and images.content.has(d) and not (getattr(images, "pinned", {}) or {}).get(d):
-                images.content.delete(d)

@@ -92,6 +92,8 @@ class Manager(Protocol):
     events: Events
     data_root: str
     exec_root: str
+    cgroup_parent: str
+    default_runtime: str
     by_id: dict[str, Container]
     by_name: dict[str, str]
     health: Any  # engine.health.HealthChecks (which types its containers with this module)

@@ -59,7 +59,7 @@ class Engine:
                                      runtime=self.runtime, events=self.events, data_root=config.data_root,
                                      exec_root=config.exec_root, cgroup_parent=config.cgroup_parent,
                                      log_opts=config.log_opts, default_runtime=config.default_runtime,
-                                     runtime_paths=config.runtimes)
+                                     runtime_paths=config.runtimes, log_driver=config.log_driver)
         self.execs = Execs(self.containers)
         self.containers.health.use_exec(self.execs.run_capture)  # health probes run through exec
         self.image_service = ImageService(self.images, self.containers, self.events)

@@ -139,23 +139,24 @@ class ImageService:
             tag_ref = f"{repo}:{tag}" if tag else repo
             reference.parse(tag_ref)
         config = changes.apply({"Env": None, "Cmd": None}, changes_)
-        try:
-            diff_id = await asyncio.to_thread(self.store.add_layer, body)
-        except (LayerError, EOFError, ValueError) as e:
-            raise InvalidParameter(f"invalid tar archive: {e}") from None
-        except OSError as e:
-            if e.errno is None:  # gzip.BadGzipFile and friends: the client's data
+        with self.store.lease("import"):  # a refused or interrupted import leaves no blob behind
+            try:
+                diff_id = await asyncio.to_thread(self.store.add_layer, body)
+            except (LayerError, EOFError, ValueError) as e:
                 raise InvalidParameter(f"invalid tar archive: {e}") from None
-            raise
-        cfg = default_config([diff_id], cmd=None, created_by="", comment=message or "Imported from -")
-        cfg["comment"] = message or "Imported from -"  # dockerd's import sets the image's Comment too
-        cfg["config"] = config
-        if not cfg["config"].get("Env"):
-            cfg["config"].pop("Env", None)
-        try:
-            img = await asyncio.to_thread(self.store.create, cfg, tag_ref)
-        except LayerError as e:
-            raise InvalidParameter(f"invalid tar archive: {e}") from None
+            except OSError as e:
+                if e.errno is None:  # gzip.BadGzipFile and friends: the client's data
+                    raise InvalidParameter(f"invalid tar archive: {e}") from None
+                raise
+            cfg = default_config([diff_id], cmd=None, created_by="", comment=message or "Imported from -")
+            cfg["comment"] = message or "Imported from -"  # dockerd's import sets the image's Comment too
+            cfg["config"] = config
+            if not cfg["config"].get("Env"):
+                cfg["config"].pop("Env", None)
+            try:
+                img = await asyncio.to_thread(self.store.create, cfg, tag_ref)
+            except LayerError as e:
+                raise InvalidParameter(f"invalid tar archive: {e}") from None
         self.events.emit("image", "import", img.id, {"name": img.id})
         return img.id
 

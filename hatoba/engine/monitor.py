@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from hatoba.engine.container import Container
+from hatoba.engine.reconcile import reconcile
 from hatoba.errors import HatobaError, NotFound
 from hatoba.images.store import rfc3339
 from hatoba.runtime import cgroups
@@ -42,6 +43,7 @@ class Monitor:
 
     async def restore(self: Manager) -> None:
         """Load every container; re-adopt the running ones whose conmon survived; reap the rest."""
+        await reconcile(self)  # first: orphans of a crash killed and removed, frozen commits thawed
         for doc in self.db.all("containers"):
             c = Container(doc)
             self.by_id[c.id] = c

@@ -22,7 +22,6 @@ and symlinks that point outside the archive, are refused before anything is read
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -31,7 +30,7 @@ import posixpath
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -41,6 +40,7 @@ from hatoba.images.store import Image, ImageStore, parse_rfc3339
 from hatoba.schema import image as image_schema
 from hatoba.storage.content import InvalidDigest, parse_digest
 from hatoba.storage.layers import LayerError
+from hatoba.storage.leases import Lease
 from hatoba.storage.snapshots import chain_ids
 
 Emit = Callable[[dict[str, Any]], None]
@@ -425,47 +425,14 @@ class ProgressReader:
             self._update(last=False)
 
 
-@contextlib.contextmanager
-def pinned(store: ImageStore, digests: list[str]) -> Iterator[list[str]]:
-    """Keep blobs/chain ids from the image GC while an operation works on them (refcounted)."""
-    pins = getattr(store, "pinned", None)
-
-    def release() -> None:
-        if pins is None:
-            return
-        with store._lock:
-            for d in digests:
-                n = pins.get(d, 0) - 1
-                if n > 0:
-                    pins[d] = n
-                else:
-                    pins.pop(d, None)
-
-    try:
-        yield digests
-    finally:
-        release()
-
-
-def pin(store: ImageStore, pins: list[str], digest: str) -> None:
-    table = getattr(store, "pinned", None)
-    if table is None:
-        return
-    with store._lock:
-        table[digest] = table.get(digest, 0) + 1
-    pins.append(digest)
-
-
 class _Reader:
     """Archive members by name, read once from the tar stream."""
 
-    def __init__(self, store: ImageStore, pins: list[str]):
+    def __init__(self, store: ImageStore):
         self.store = store
-        self.pins = pins
         self.mem: dict[str, bytes] = {}
         self.blobs: dict[str, tuple[str, str, int]] = {}   # name → (raw digest, stored digest, raw size)
         self.links: dict[str, str] = {}
-        self.ingested: list[str] = []
         self._mem_total = 0
         self._layer_cache: dict[str, str] = {}
 
@@ -502,8 +469,6 @@ class _Reader:
                     else:
                         hr = _HashingReader(f)
                         stored = self.store.add_layer(hr)  # decompresses gzip; stored under the diff id
-                        pin(self.store, self.pins, stored)
-                        self.ingested.append(stored)
                         self.blobs[name] = (hr.digest, stored, hr.size)
         except tarfile.TarError as e:
             raise ArchiveError(f"invalid archive: {e}") from None
@@ -552,8 +517,6 @@ class _Reader:
             return self.blobs[name][1]
         if name not in self._layer_cache:
             diff_id = self.store.add_layer(io.BytesIO(self.mem[name]))
-            pin(self.store, self.pins, diff_id)
-            self.ingested.append(diff_id)
             self._layer_cache[name] = diff_id
         return self._layer_cache[name]
 
@@ -708,13 +671,13 @@ def _oci_items(rd: _Reader) -> list[_ToLoad]:
     return [by_manifest[d] for d in order]
 
 
-def _unpack(store: ImageStore, item: _ToLoad, pins: list[str], emit: Emit | None) -> None:
+def _unpack(store: ImageStore, item: _ToLoad, lease: Lease, emit: Emit | None) -> None:
     """Unpack the image's layers that are not unpacked yet, reporting "Loading layer" progress."""
     diff_ids = list(item.config["rootfs"].get("diff_ids") or [])
     parent = None
     for diff_id, chain in zip(diff_ids, chain_ids(diff_ids), strict=True):
         if not store.snapshots.has_layer(chain):
-            pin(store, pins, chain)
+            lease.snapshot(chain)
             with _open_layer(store, diff_id) as f:
                 reader: Any = f
                 if emit is not None:  # counts the uncompressed tar, whatever the archive held
@@ -735,51 +698,49 @@ def load(store: ImageStore, fileobj: IO[bytes], emit: Emit, *, quiet: bool = Fal
     `emit` gets dockerd's stream messages: "Loading layer" progress (unless `quiet`), then
     `{"stream": "Loaded image: name:tag\\n"}` per tag, or "Loaded image ID: sha256:…" lines when the
     (last) image has no tag."""
-    pins: list[str] = []
-    rd = _Reader(store, pins)
+    rd = _Reader(store)
     result = LoadResult()
-    try:
-        with pinned(store, pins):
-            rd.read_archive(fileobj)
-            if rd.has(MANIFEST):
-                items = _docker_items(rd)
-            elif rd.has(OCI_INDEX):
-                items = _oci_items(rd)
-            elif rd.has(REPOSITORIES):
-                raise ArchiveError("invalid archive: legacy image archives (without manifest.json) are not "
-                                   "supported")
-            else:
-                raise ArchiveError("invalid archive: no manifest.json or index.json found")
-            ids_text = ""
+    # what the load stores is held until its images are recorded; what none of them uses (a failed
+    # or partial load) is removed at the end
+    with store.lease("load") as lease:
+        rd.read_archive(fileobj)
+        if rd.has(MANIFEST):
+            items = _docker_items(rd)
+        elif rd.has(OCI_INDEX):
+            items = _oci_items(rd)
+        elif rd.has(REPOSITORIES):
+            raise ArchiveError("invalid archive: legacy image archives (without manifest.json) are not "
+                               "supported")
+        else:
+            raise ArchiveError("invalid archive: no manifest.json or index.json found")
+        ids_text = ""
+        ref_count = 0
+        for item in items:
+            _unpack(store, item, lease, None if quiet else emit)
+            img = store.create(item.config, raw=item.raw)
+            ids_text += f"Loaded image ID: {img.id}\n"
+            if item.parent and hasattr(store, "set_parent") and store.lookup(item.parent) is not None:
+                store.set_parent(img.id, item.parent)
             ref_count = 0
-            for item in items:
-                _unpack(store, item, pins, None if quiet else emit)
-                img = store.create(item.config, raw=item.raw)
-                ids_text += f"Loaded image ID: {img.id}\n"
-                if item.parent and hasattr(store, "set_parent") and store.lookup(item.parent) is not None:
-                    store.set_parent(img.id, item.parent)
-                ref_count = 0
-                for t in item.tags:
-                    try:
-                        r = reference.parse(t, default_tag=None)
-                    except InvalidParameter:
-                        raise ArchiveError(f"invalid tag {json.dumps(t)}") from None
-                    if r.digest or r.tag is None:
-                        raise ArchiveError(f"invalid tag {json.dumps(t)}")
-                    fam = r.familiar()
-                    prev = store.tags.get(fam)
-                    if prev and prev != img.id:
-                        emit({"stream": f"The image {fam} already exists, renaming the old one with ID {prev} to "
-                                        "empty string\n"})
-                    _tag_loaded(store, img.id, fam)
-                    emit({"stream": f"Loaded image: {fam}\n"})
-                    result.tags.append(fam)
-                    ref_count += 1
-                result.images.append(img.id)
-            if ref_count == 0 and ids_text:
-                emit({"stream": ids_text})
-    finally:
-        _drop_unused(store, rd.ingested)
+            for t in item.tags:
+                try:
+                    r = reference.parse(t, default_tag=None)
+                except InvalidParameter:
+                    raise ArchiveError(f"invalid tag {json.dumps(t)}") from None
+                if r.digest or r.tag is None:
+                    raise ArchiveError(f"invalid tag {json.dumps(t)}")
+                fam = r.familiar()
+                prev = store.tags.get(fam)
+                if prev and prev != img.id:
+                    emit({"stream": f"The image {fam} already exists, renaming the old one with ID {prev} to "
+                                    "empty string\n"})
+                _tag_loaded(store, img.id, fam)
+                emit({"stream": f"Loaded image: {fam}\n"})
+                result.tags.append(fam)
+                ref_count += 1
+            result.images.append(img.id)
+        if ref_count == 0 and ids_text:
+            emit({"stream": ids_text})
     return result
 
 
@@ -789,17 +750,3 @@ def _tag_loaded(store: ImageStore, iid: str, fam: str) -> None:
         store.tag(iid, fam, touch=False)  # type: ignore[call-arg]
     except TypeError:
         store.tag(iid, fam)
-
-
-def _drop_unused(store: ImageStore, ingested: list[str]) -> None:
-    """Delete blobs this load stored that no image ended up using (a failed or partial load)."""
-    if not ingested:
-        return
-    with store._lock:
-        used: set[str] = set(store.images)
-        for img in store.images.values():
-            used.update(img.diff_ids)
-        pins = getattr(store, "pinned", {}) or {}
-        for d in set(ingested):
-            if d not in used and not pins.get(d):
-                store.content.delete(d)

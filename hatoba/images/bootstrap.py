@@ -243,7 +243,9 @@ def bootstrap(store: ImageStore, name: str, progress: Progress) -> Image:
     if key is None:
         raise NotFound(f"no bootstrap recipe for {name!r}; known: {known()}")
     recipe = RECIPES[key]
-    with _locks[key]:  # one build of a recipe at a time; a second caller rebuilds (same result)
+    # one build of a recipe at a time (a second caller rebuilds: same result); what the build stores
+    # is held by its lease until the image is recorded
+    with _locks[key], store.lease(f"bootstrap {key}"):
         img = recipe.build(store, progress)
         for tag in recipe.tags:
             store.tag(img.id, tag)

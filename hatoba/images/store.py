@@ -5,6 +5,10 @@ An image is its config blob (its id is the config's sha256) plus the layers its
 diff id and unpacked once per chain id by the snapshotter; images sharing a layer share it.
 A layer pulled from a registry is kept only as its compressed blob instead (`distmeta` maps its
 diff id to that blob): read layers through `open_layer`/`layer_size`, never the content store.
+
+Blobs and unpacked layers are written under a lease (`lease`, see `hatoba.storage.leases`): an
+operation holds what it writes until the image record that references it is committed.
+`gc_layers` removes what no image, container (`chains_in_use`) or live lease uses.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 from hatoba.db import Database
@@ -25,7 +30,9 @@ from hatoba.images import reference
 from hatoba.images.compression import open_decompressed
 from hatoba.images.distmeta import DistributionMetadata
 from hatoba.schema import image as image_schema
+from hatoba.storage import leases as leases_mod
 from hatoba.storage.content import ContentStore
+from hatoba.storage.leases import CONTENT, SNAPSHOT, Lease, Leases
 from hatoba.storage.snapshots import Snapshotter, chain_ids
 
 _EPOCH_ZERO = "0001-01-01T00:00:00Z"
@@ -102,7 +109,9 @@ class ImageStore:
         self.content = content
         self.snapshots = snapshots
         self.dist = DistributionMetadata(db)
-        self.pinned: dict[str, int] = {}  # blobs and chain ids of pulls in progress (refcounts): gc keeps them
+        self.leases = Leases(db)
+        # chain ids containers are made of (the engine sets it): kept even when their image is gone
+        self.chains_in_use: Callable[[], Iterable[str]] = lambda: ()
         self._lock = threading.RLock()
         self.images: dict[str, Image] = {}
         self.tags: dict[str, str] = {}
@@ -151,23 +160,55 @@ class ImageStore:
         with self._lock:
             return sorted(r for r, i in self.tags.items() if i == iid)
 
+    # ---- leases -------------------------------------------------------------------------------
+
+    @contextmanager
+    def lease(self, what: str, *, keep: bool = False) -> Iterator[Lease]:
+        """Hold what the block stores (and what it marks with `lease.content`/`lease.snapshot`) until
+        it ends; then, unless `keep`, remove what of it no image ended up using (the blobs of a failed
+        commit or a partial load). A pull keeps its downloaded layers for a retry (until the next
+        collection: an image removal or the daemon's start)."""
+        with self.leases.lease(what) as lease:
+            try:
+                yield lease
+            finally:
+                if not keep:
+                    self.leases.release(lease)
+                    self.gc_layers(only=lease.resources)
+
+    @contextmanager
+    def _leased(self, what: str) -> Iterator[Lease]:
+        """The current operation's lease, or one for this call only (which keeps what it stored)."""
+        lease = leases_mod.current()
+        if lease is not None and not lease.released:
+            yield lease
+        else:
+            with self.leases.lease(what) as lease:
+                yield lease
+
     # ---- writing ------------------------------------------------------------------------------
 
     def add_layer(self, fileobj: IO[bytes]) -> str:
         """Store a layer tar (plain or gzip) and unpack it; returns its diff id."""
-        digest, _ = self.content.ingest(_decompressed(fileobj))
+        with self._leased("add layer") as lease:
+            digest, _ = self.content.ingest(_decompressed(fileobj), claim=lease.content)
         return digest
 
     def ensure_layers(self, diff_ids: list[str]) -> list[str]:
         """Unpack every layer of a chain that is not unpacked yet; returns the chain ids."""
         chains = chain_ids(diff_ids)
+        with self._leased("unpack layers") as lease:
+            lease.snapshot(*chains)
+            self._unpack(diff_ids, chains)
+        return chains
+
+    def _unpack(self, diff_ids: list[str], chains: list[str]) -> None:
         parent = None
         for diff_id, chain in zip(diff_ids, chains, strict=True):
             if not self.snapshots.has_layer(chain):
                 with self.open_layer(diff_id) as f:
                     self.snapshots.add_layer(chain, parent, f)
             parent = chain
-        return chains
 
     def open_layer(self, diff_id: str) -> IO[bytes]:
         """The layer's uncompressed tar: its plain blob, or a compressed blob it was pulled/pushed as."""
@@ -192,16 +233,19 @@ class ImageStore:
         iid = "sha256:" + hashlib.sha256(raw).hexdigest()
         config = image_schema.sanitize(config)  # typed as Go reads it: the views can rely on it
         diff_ids = config.get("rootfs", {}).get("diff_ids") or []
-        self.ensure_layers(diff_ids)
-        self.content.put_bytes(raw)
-        size = sum(self.layer_size(d) for d in diff_ids)
-        with self._lock:
-            img = self.images.get(iid)
-            if img is None:
-                img = Image(iid, config, size)
-                with self.db.tx() as c:
-                    c.execute("INSERT OR REPLACE INTO images (id, doc) VALUES (?,?)", (iid, json.dumps(img.doc())))
-                self.images[iid] = img
+        with self._leased("create image") as lease:
+            lease.content(*diff_ids)
+            self.ensure_layers(diff_ids)
+            self.content.put_bytes(raw, claim=lease.content)
+            size = sum(self.layer_size(d) for d in diff_ids)
+            with self._lock:
+                img = self.images.get(iid)
+                if img is None:
+                    img = Image(iid, config, size)
+                    with self.db.tx() as c:
+                        c.execute("INSERT OR REPLACE INTO images (id, doc) VALUES (?,?)",
+                                  (iid, json.dumps(img.doc())))
+                    self.images[iid] = img
         if tag:
             self.tag(iid, tag)
         return img
@@ -291,27 +335,35 @@ class ImageStore:
             self.content.delete(img.id)
             self.gc_layers()
 
-    def gc_layers(self) -> None:
-        """Drop unpacked layers and layer blobs no image refers to any more."""
-        with self._lock:
-            keep_chains: set[str] = set()
-            keep_blobs: set[str] = set(self.images)
+    def gc_layers(self, only: dict[str, set[str]] | None = None) -> tuple[int, int]:
+        """Remove unpacked layers and blobs that no image, no container and no live lease uses: all
+        of them, or of `only` ({CONTENT: digests, SNAPSHOT: chain ids}, what an ended lease held).
+        Returns (blobs, layers) removed."""
+        with self._lock, self.leases.lock:
+            held = self.leases.held(CONTENT)
+            keep_chains = set(self.chains_in_use()) | self.leases.held(SNAPSHOT)
+            keep_blobs = set(self.images) | held
             for img in self.images.values():
                 keep_chains.update(chain_ids(img.diff_ids))
                 keep_blobs.update(img.diff_ids)
-            keep_blobs.update(self.pinned)
-            keep_chains.update(self.pinned)
             for b in self.dist.all_blobs():
-                if b.diff_id in keep_blobs or b.digest in self.pinned:
+                if b.diff_id in keep_blobs or b.digest in held:
                     keep_blobs.add(b.digest)
-                else:
+                elif only is None or b.digest in only.get(CONTENT, ()):
                     self.dist.forget_blob(b.digest)
-            for chain in list(self.snapshots.layers()):
-                if chain not in keep_chains:
-                    self.snapshots.remove_layer(chain)
-            for d in list(self.content.list()):
-                if d not in keep_blobs:
-                    self.content.delete(d)
+            if only is None:
+                chains, blobs = list(self.snapshots.layers()), list(self.content.list())
+            else:
+                chains = [c for c in only.get(SNAPSHOT, ()) if self.snapshots.has_layer(c)]
+                blobs = [d for d in only.get(CONTENT, ()) if self.content.has(d)]
+            n_layers = n_blobs = 0
+            for chain in chains:
+                if chain not in keep_chains and self.snapshots.remove_layer(chain):
+                    n_layers += 1
+            for d in blobs:
+                if d not in keep_blobs and self.content.delete(d):
+                    n_blobs += 1
+            return n_blobs, n_layers
 
     def layer_dirs(self, img: Image) -> list[str]:
         """Unpacked layer directories, bottom first."""

@@ -1,4 +1,5 @@
-"""Read a container's cgroup for ``docker stats`` and OOM detection; remove it afterwards.
+"""Read a container's cgroup for ``docker stats`` and OOM detection; remove it afterwards; find,
+thaw and empty the cgroups of orphans at daemon start.
 
 ``cgroups_path`` is the value given to runc as ``linux.cgroupsPath`` (e.g. ``/hatoba/<id>``,
 cgroupfs driver). On a cgroup v1 or hybrid host every v1 hierarchy has its own directory
@@ -29,6 +30,9 @@ __all__ = [
     "cgroup_exists",
     "system_cpu_usage",
     "machine_memory",
+    "child_ids",
+    "pids",
+    "thaw",
 ]
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -473,3 +477,45 @@ def remove_cgroup(cgroups_path: str, retries: int = 10, delay: float = 0.01) -> 
                 ok = False
                 break
     return ok
+
+
+# --------------------------------------------------------------------------- orphans (start-up reconciliation)
+
+
+def child_ids(parent: str) -> set[str]:
+    """Names of the container cgroups (64 hex digits) below `parent` in any hierarchy."""
+    out: set[str] = set()
+    for d in cgroup_dirs(parent):
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        out.update(n for n in names if len(n) == 64 and all(c in "0123456789abcdef" for c in n)
+                   and os.path.isdir(os.path.join(d, n)))
+    return out
+
+
+def pids(cgroups_path: str) -> set[int]:
+    """Processes in the cgroup (any hierarchy)."""
+    out: set[int] = set()
+    for d in cgroup_dirs(cgroups_path):
+        text = _read(os.path.join(d, "cgroup.procs")) or ""
+        out.update(int(x) for x in text.split() if x.isdigit())
+    return out
+
+
+def thaw(cgroups_path: str) -> None:
+    """Unfreeze the cgroup (a frozen process cannot die of SIGKILL)."""
+    if is_unified():
+        targets = [(os.path.join(CGROUP_ROOT, _rel(cgroups_path), "cgroup.freeze"), "0")]
+    else:
+        paths = cgroup_v1_paths(cgroups_path)
+        targets = [(os.path.join(paths["freezer"], "freezer.state"), "THAWED")] if "freezer" in paths else []
+        if "unified" in paths:
+            targets.append((os.path.join(paths["unified"], "cgroup.freeze"), "0"))
+    for path, value in targets:
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError:
+            pass

@@ -202,6 +202,13 @@ async def _write_ctl_paced(directory: str, line: str, timeout: float = 0.5) -> N
             _ctl_locks[directory] = (lock, users - 1)
 
 
+def _make_private(directory: str, spec: str) -> None:
+    """A bundle's spec holds the container's environment: only root may read it."""
+    os.chmod(directory, 0o700)
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(os.path.join(directory, spec), 0o600)
+
+
 def _read_int(path: str) -> int | None:
     try:
         with open(path, "rb") as f:
@@ -479,6 +486,7 @@ class Runtime:
         """
         loop = asyncio.get_running_loop()
         bundle = os.path.abspath(bundle)
+        _make_private(bundle, "config.json")
         for d in (exit_dir, persist_dir):
             os.makedirs(d, exist_ok=True)
         # Stale results of a previous run of the same container must not be mistaken for new ones.
@@ -642,7 +650,8 @@ class Runtime:
         exits = os.path.join(exec_dir, "exits")
         os.makedirs(exits, exist_ok=True)
         spec = os.path.join(exec_dir, "process.json")
-        with open(spec, "w") as f:
+        _make_private(exec_dir, "process.json")
+        with open(spec, "w", opener=lambda p, fl: os.open(p, fl, 0o600)) as f:
             json.dump(process, f)
         session = os.path.basename(exec_dir.rstrip("/"))
         conmon_pidfile = os.path.join(exec_dir, "conmon.pid")

@@ -6,6 +6,11 @@ become visible only after their digest has been verified, the data fsynced and
 the file renamed into place, so a crash or an interrupted download never leaves
 a half-written or corrupt blob under its final name.  Leftovers in ``ingest``
 are removed by :meth:`ContentStore.cleanup_ingest` at daemon start.
+
+A blob may hold a container's files or config (a commit's layer and image config): the store's
+directories are 0700 and its files 0600.  A writer that must keep a new blob from the garbage
+collector passes ``claim``: it is called with the verified digest before the blob appears under
+its name (see :mod:`hatoba.storage.leases`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 from .atomic import fsync_dir
@@ -91,8 +96,10 @@ class ContentStore:
         self.root = os.path.abspath(root)
         self._blobs = os.path.join(self.root, "blobs", "sha256")
         self._ingest = os.path.join(self.root, "ingest")
-        os.makedirs(self._blobs, exist_ok=True)
-        os.makedirs(self._ingest, exist_ok=True)
+        for d in (self.root, os.path.dirname(self._blobs), self._blobs, self._ingest):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            if os.stat(d).st_mode & 0o077:
+                os.chmod(d, 0o700)
 
     # -- paths -----------------------------------------------------------
     def path(self, digest: str) -> str:
@@ -106,9 +113,9 @@ class ContentStore:
             return False
 
     # -- writing ---------------------------------------------------------
-    def put_bytes(self, data: bytes) -> str:
+    def put_bytes(self, data: bytes, claim: Callable[[str], None] | None = None) -> str:
         """Store ``data``; returns its digest."""
-        digest, _ = self.ingest(data)
+        digest, _ = self.ingest(data, claim=claim)
         return digest
 
     def ingest(
@@ -116,18 +123,20 @@ class ContentStore:
         source: BinaryIO | Iterable[bytes] | bytes,
         expected: str | None = None,
         expected_size: int | None = None,
+        claim: Callable[[str], None] | None = None,
     ) -> tuple[str, int]:
         """Stream ``source`` (file object, iterable of bytes, or bytes) into the store.
 
         Data is written to ``ingest/<random>``, hashed on the fly, verified
         against ``expected`` (and ``expected_size`` when given), fsynced and
         only then renamed to its final name.  On mismatch the temporary file is
-        deleted and :class:`DigestMismatch` is raised.  Returns ``(digest, size)``.
+        deleted and :class:`DigestMismatch` is raised.  ``claim(digest)``, when given, runs
+        before the blob appears under its name (or is found there already).  Returns ``(digest, size)``.
         """
         if expected is not None:
             parse_digest(expected)
         tmp = os.path.join(self._ingest, secrets.token_hex(16))
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         h = hashlib.sha256()
         size = 0
         try:
@@ -150,6 +159,8 @@ class ContentStore:
                     digest,
                     f"size mismatch for {expected or digest}: expected {expected_size} bytes, got {size}",
                 )
+            if claim is not None:
+                claim(digest)
             final = self.path(digest)
             if os.path.isfile(final):
                 os.unlink(tmp)  # identical content already present
@@ -170,12 +181,14 @@ class ContentStore:
             raise ValueError(f"invalid ingest name {name!r}")
         return os.path.join(self._ingest, name)
 
-    def commit(self, tmp: str, digest: str) -> None:
+    def commit(self, tmp: str, digest: str, claim: Callable[[str], None] | None = None) -> None:
         """Move a file from ``ingest_path`` into the store as ``digest``.
 
         The caller has hashed the data as it wrote it and checked it against ``digest``: the file
-        is fsynced and renamed, so the blob appears complete or not at all.
+        is fsynced and renamed, so the blob appears complete or not at all. ``claim`` as for `ingest`.
         """
+        if claim is not None:
+            claim(digest)
         final = self.path(digest)
         if os.path.dirname(os.path.abspath(tmp)) != self._ingest:
             raise ValueError(f"{tmp} is not in the ingest directory")
