@@ -28,6 +28,8 @@ from typing import Any
 __all__ = [
     "CGROUP_ROOT",
     "is_unified",
+    "available_controllers",
+    "swap_limit_supported",
     "cgroup_v1_paths",
     "cgroup_dirs",
     "read_stats",
@@ -147,6 +149,24 @@ _BLKIO_KEYS = (
 def is_unified(root: str | None = None) -> bool:
     """True on a pure cgroup v2 host."""
     return os.path.exists(os.path.join(root or CGROUP_ROOT, "cgroup.controllers"))
+
+
+def available_controllers() -> set[str]:
+    """Controllers the host offers: on cgroup v2 the root's ``cgroup.controllers``; on a v1 or hybrid
+    host the mounted v1 controllers."""
+    if is_unified():
+        return set((_read(os.path.join(CGROUP_ROOT, "cgroup.controllers")) or "").split())
+    return {c for _mp, ctrls in _mountinfo_hierarchies() for c in ctrls if c and not c.startswith("name=")}
+
+
+def swap_limit_supported() -> bool:
+    """Can memory+swap limits be set (dockerd's ``SwapLimit``)? On cgroup v2 when the memory controller
+    is available (dockerd 20.10 assumes swap accounting there); on v1 when the memory hierarchy has
+    ``memory.memsw.limit_in_bytes`` (swap accounting enabled)."""
+    if is_unified():
+        return "memory" in available_controllers()
+    d = cgroup_v1_paths("/").get("memory")
+    return d is not None and os.path.exists(os.path.join(d, "memory.memsw.limit_in_bytes"))
 
 
 def _mountinfo_hierarchies() -> list[tuple[str, list[str]]]:

@@ -238,6 +238,21 @@ def test_hybrid_mountinfo_and_unified_dir(hybrid_host) -> None:
     assert not cgroups.oom_killed(rel)
 
 
+def test_controllers_and_swap_limit(v2_host) -> None:
+    assert cgroups.available_controllers() == {"cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"}
+    assert cgroups.swap_limit_supported()
+    (v2_host / "cgroup.controllers").write_text("cpuset cpu io pids\n")  # no memory controller
+    assert not cgroups.swap_limit_supported()
+
+
+def test_controllers_and_swap_limit_hybrid(hybrid_host) -> None:
+    assert cgroups.available_controllers() == {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer",
+                                               "blkio", "pids"}
+    assert not cgroups.swap_limit_supported()  # no memory.memsw.* without swap accounting
+    (hybrid_host / "memory" / "memory.memsw.limit_in_bytes").write_text("9223372036854771712\n")
+    assert cgroups.swap_limit_supported()
+
+
 def test_read_stats_v2_running(v2_host) -> None:
     s = cgroups.read_stats(f"/hatoba/{RUN_ID}")
     mem = s["memory_stats"]
