@@ -27,11 +27,10 @@ DEBIAN_ARCHIVE = "http://deb.debian.org/debian/dists/bookworm/InRelease"
 
 
 def dockerpy_harness() -> str | None:
-    """docker-py's integration-suite harness (``HATOBA_DOCKERPY_HARNESS``, else
+    """docker-py's integration-suite harness (``DOCKERPY_PEER``, as scripts/dockerpy.sh takes it, else
     ``../shared/peers/dockerpy`` next to the checkout), or None where it is absent."""
-    path = os.environ.get("HATOBA_DOCKERPY_HARNESS") or os.path.join(os.path.dirname(REPO), "shared", "peers",
-                                                                      "dockerpy")
-    return path if os.path.isfile(os.path.join(path, "run.sh")) else None
+    path = os.environ.get("DOCKERPY_PEER") or os.path.join(os.path.dirname(REPO), "shared", "peers", "dockerpy")
+    return path if os.access(os.path.join(path, "run.sh"), os.X_OK) else None
 
 
 def debian_archive_unreachable() -> bool:
@@ -51,7 +50,7 @@ class AllowedSkip:
 
 ALLOWED_SKIPS: list[AllowedSkip] = [
     AllowedSkip(r"needs \.\./shared/peers/dockerpy", lambda: dockerpy_harness() is None,
-                "docker-py's suite runs only where its harness is present (HATOBA_DOCKERPY_HARNESS or "
+                "docker-py's suite runs only where its harness is present (DOCKERPY_PEER or "
                 "../shared/peers/dockerpy)"),
     AllowedSkip(r"the Debian archive \(deb\.debian\.org\) is not reachable", debian_archive_unreachable,
                 "building base images needs the Debian archive; allowed only while it is unreachable"),

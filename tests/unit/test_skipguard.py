@@ -41,10 +41,11 @@ def test_unexpected() -> None:
 
 def test_dockerpy_entry_follows_the_harness(tmp_path, monkeypatch) -> None:
     skip = [Skip("t", "needs ../shared/peers/dockerpy (absent)")]
-    monkeypatch.setenv("HATOBA_DOCKERPY_HARNESS", str(tmp_path / "nothing"))
+    monkeypatch.setenv("DOCKERPY_PEER", str(tmp_path / "nothing"))
     assert unexpected(skip) == []
     (tmp_path / "run.sh").write_text("#!/bin/sh\n")
-    monkeypatch.setenv("HATOBA_DOCKERPY_HARNESS", str(tmp_path))
+    (tmp_path / "run.sh").chmod(0o755)
+    monkeypatch.setenv("DOCKERPY_PEER", str(tmp_path))
     assert skipguard.dockerpy_harness() == str(tmp_path)
     assert len(unexpected(skip)) == 1  # the harness is there: its tests must run
 
@@ -99,13 +100,14 @@ def test_run_fails_on_a_module_skip(tmp_path) -> None:
 
 def test_run_passes_with_an_allowed_skip(tmp_path) -> None:
     reason = "needs ../shared/peers/dockerpy (see its README)"
-    p = _run(tmp_path, reason, "--strict-skips", env={"HATOBA_DOCKERPY_HARNESS": str(tmp_path / "nothing")})
+    p = _run(tmp_path, reason, "--strict-skips", env={"DOCKERPY_PEER": str(tmp_path / "nothing")})
     assert p.returncode == 0, p.stdout + p.stderr
     assert "skip guard" not in p.stdout
     # the same skip where the harness is present fails the run
     (tmp_path / "harness").mkdir()
     (tmp_path / "harness" / "run.sh").write_text("#!/bin/sh\n")
-    p = _run(tmp_path, reason, "--strict-skips", env={"HATOBA_DOCKERPY_HARNESS": str(tmp_path / "harness")})
+    (tmp_path / "harness" / "run.sh").chmod(0o755)
+    p = _run(tmp_path, reason, "--strict-skips", env={"DOCKERPY_PEER": str(tmp_path / "harness")})
     assert p.returncode == 1 and "not allowed on this machine" in p.stdout, p.stdout + p.stderr
 
 
