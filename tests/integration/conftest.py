@@ -142,7 +142,8 @@ class Daemon:
         raise RuntimeError("hatobad did not come up: " + self.log_tail())
 
     def stop(self) -> int | None:
-        """SIGTERM and wait (SIGKILL after 15 s); returns the exit status (None if it was not running)."""
+        """SIGTERM and wait (SIGKILL after 15 s: status -9); returns the exit status (None if it was not
+        running)."""
         if not self.proc or self.proc.poll() is not None:
             return None
         self.proc.send_signal(signal.SIGTERM)
@@ -150,8 +151,7 @@ class Daemon:
             return self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait()
-            return None
+            return self.proc.wait()
 
     def kill9(self) -> None:
         assert self.proc is not None
