@@ -65,7 +65,7 @@ async def serve(cfg: DaemonConfig) -> None:
     engine = Engine(cfg)
     await engine.containers.restore()
     rotator = asyncio.ensure_future(engine.containers.rotate_logs_forever())
-    app = make_app(engine)
+    app = make_app(**engine.backends())
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1)
     await runner.setup()
     sites = []
@@ -107,6 +107,7 @@ async def serve(cfg: DaemonConfig) -> None:
     log.info("hatobad shutting down; containers keep running")
     rotator.cancel()
     await runner.cleanup()
+    await engine.containers.health.close()  # probes in flight killed, before the database closes
     for host in cfg.hosts:
         u = urlparse(host if "://" in host else "unix://" + host)
         if u.scheme in ("unix", ""):

@@ -1,6 +1,6 @@
-"""Docker's human-readable texts shared by the CLI and the daemon: durations (go-units HumanDuration),
-the `docker ps` STATUS text (the daemon renders it in `GET /containers/json`), and Go's
-RFC3339Nano time format. Stdlib only, no imports at module level.
+"""Docker's human-readable texts shared by the CLI and the daemon: durations (go-units HumanDuration and
+Go's `time.Duration.String`), the `docker ps` STATUS text (the daemon renders it in
+`GET /containers/json`), and Go's RFC3339Nano time format. Stdlib only, no imports at module level.
 """
 
 
@@ -32,6 +32,37 @@ def human_duration(seconds: float) -> str:
     if hours < 24 * 365 * 2:
         return f"{hours // 24 // 30} months"
     return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def _trim_frac(value: int, digits: int) -> str:
+    whole, frac = divmod(value, 10**digits)
+    if not frac:
+        return str(whole)
+    return f"{whole}." + f"{frac:0{digits}d}".rstrip("0")
+
+
+def go_duration(ns: int) -> str:
+    """Go's ``time.Duration.String()`` of a nanosecond count: "0s", "500ms", "1.5s", "1m30s", "2h0m0s"."""
+    d = int(ns)
+    if d == 0:
+        return "0s"
+    sign = "-" if d < 0 else ""
+    u = -d if d < 0 else d
+    if u < 1_000_000_000:
+        if u < 1_000:
+            return f"{sign}{u}ns"
+        if u < 1_000_000:
+            return sign + _trim_frac(u, 3) + "\u00b5s"
+        return sign + _trim_frac(u, 6) + "ms"
+    secs, frac = divmod(u, 1_000_000_000)
+    hours, rem = divmod(secs, 3600)
+    minutes, sec = divmod(rem, 60)
+    out = _trim_frac(sec * 1_000_000_000 + frac, 9) + "s"
+    if hours:
+        out = f"{hours}h{minutes}m" + out
+    elif minutes:
+        out = f"{minutes}m" + out
+    return sign + out
 
 
 def status_text(state: str, *, exit_code: object, started: float, finished: float, now: float,

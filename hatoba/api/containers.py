@@ -1,4 +1,8 @@
-"""Container and exec routes of the Engine API."""
+"""Container routes of the Engine API: parse the request, call the containers backend, serialise.
+
+Log records are framed here (Docker's 8-byte headers unless the container has a TTY), with
+timestamps when asked; everything else about a container is the backend's.
+"""
 
 from __future__ import annotations
 
@@ -6,109 +10,140 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
-import shlex
 import tempfile
-import time
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, BinaryIO, Protocol
 
 from aiohttp import web
 
-from hatoba.api.hijack import finish, hijack
-from hatoba.api.server import Router, json_body, json_response, qbool, qfilters, qint, read_json
-from hatoba.engine import views
-from hatoba.engine.attach import AttachSession
-from hatoba.errors import Conflict, HatobaError, InvalidParameter, NotFound
-from hatoba.runtime import cgroups, logs
-from hatoba.storage import archive as archive_mod
-from hatoba.storage import layers
+from hatoba.api.common import (
+    Router,
+    backend,
+    json_body,
+    json_response,
+    param,
+    qbool,
+    qfilters,
+    qint,
+    read_json,
+)
+from hatoba.api.hijack import finish, upgrade
+from hatoba.engine.attach import ClientStream
+from hatoba.engine.logs import LogOptions
+from hatoba.errors import InvalidParameter
+from hatoba.runtime import logs
+from hatoba.runtime.logs import LogRecord
 
 
-def _eng(request: web.Request) -> Any:
-    return request.app["engine"]
+class ContainerBackend(Protocol):
+    async def create(self, body: dict[str, Any], name: str | None) -> tuple[Any, list[str]]: ...
+    def list(self, *, all_: bool, limit: int, size: bool, filters: dict[str, list[str]]) -> list[dict[str, Any]]: ...
+    def inspect(self, ref: str, size: bool = False) -> dict[str, Any]: ...
+    async def start(self, ref: str) -> None: ...
+    async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None: ...
+    async def restart(self, ref: str, timeout: int | None = None) -> None: ...
+    async def kill(self, ref: str, sig: str | None) -> None: ...
+    async def pause(self, ref: str) -> None: ...
+    async def unpause(self, ref: str) -> None: ...
+    async def rename(self, ref: str, new: str) -> None: ...
+    async def update(self, ref: str, body: dict[str, Any]) -> list[str]: ...
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False, link: bool = False) -> None: ...
+    async def prune(self, filters: dict[str, list[str]]) -> dict[str, Any]: ...
+    def wait(self, ref: str, condition: str) -> asyncio.Future: ...
+    async def attach(self, ref: str, upgrade: Callable[[], Awaitable[ClientStream]], *, stdin: bool, stdout: bool,
+                     stderr: bool, stream: bool, logs: bool, detach_keys: str | None) -> ClientStream: ...
+    async def resize(self, ref: str, h: int, w: int) -> None: ...
+    async def logs(self, ref: str, opts: LogOptions) -> tuple[bool, AsyncIterator[list[LogRecord]]]: ...
+    async def top(self, ref: str, ps_args: str) -> dict[str, Any]: ...
+    async def changes(self, ref: str) -> list[dict[str, Any]] | None: ...
+    async def stats(self, ref: str, *, stream: bool, one_shot: bool) -> AsyncIterator[dict[str, Any]]: ...
+    async def export(self, ref: str) -> AsyncIterator[bytes]: ...
+    async def archive_stat(self, ref: str, path: str) -> dict[str, Any]: ...
+    async def archive_get(self, ref: str, path: str) -> tuple[dict[str, Any], AsyncIterator[bytes]]: ...
+    async def archive_put(self, ref: str, path: str, body: BinaryIO, *, no_overwrite_dir_non_dir: bool) -> None: ...
+
+
+def _b(request: web.Request) -> ContainerBackend:
+    return backend(request, "containers")
 
 
 def _id(request: web.Request) -> str:
-    return request["params"]["id"]
+    return param(request, "id")
+
+
+def _no_content() -> web.Response:
+    return web.Response(status=204)
 
 
 async def create(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
-    c, warnings = await _eng(request).containers.create(body, request.query.get("name"))
+    c, warnings = await _b(request).create(body, request.query.get("name"))
     return json_response({"Id": c.id, "Warnings": warnings}, status=201)
 
 
 async def list_(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
-    out = views.list_containers(eng.containers, all_=qbool(request, "all"), limit=qint(request, "limit", -1) or -1,
-                                size=qbool(request, "size"), filters=qfilters(request), now=time.time())
+    limit = qint(request, "limit", -1)
+    out = _b(request).list(all_=qbool(request, "all"), limit=limit if limit is not None else -1,
+                           size=qbool(request, "size"), filters=qfilters(request))
     return json_response(out)
 
 
 async def inspect(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
-    c = eng.containers.get(_id(request))
-    return json_response(views.inspect(eng.containers, c, size=qbool(request, "size")))
+    return json_response(_b(request).inspect(_id(request), size=qbool(request, "size")))
 
 
 async def start(request: web.Request) -> web.StreamResponse:
-    await _eng(request).containers.start(_id(request))
-    return web.Response(status=204)
+    await _b(request).start(_id(request))
+    return _no_content()
 
 
 async def stop(request: web.Request) -> web.StreamResponse:
-    await _eng(request).containers.stop(_id(request), qint(request, "t"), request.query.get("signal"))
-    return web.Response(status=204)
+    await _b(request).stop(_id(request), qint(request, "t"), request.query.get("signal"))
+    return _no_content()
 
 
 async def restart(request: web.Request) -> web.StreamResponse:
-    await _eng(request).containers.restart(_id(request), qint(request, "t"))
-    return web.Response(status=204)
+    await _b(request).restart(_id(request), qint(request, "t"))
+    return _no_content()
 
 
 async def kill(request: web.Request) -> web.StreamResponse:
-    await _eng(request).containers.kill(_id(request), request.query.get("signal"))
-    return web.Response(status=204)
+    await _b(request).kill(_id(request), request.query.get("signal"))
+    return _no_content()
 
 
 async def pause(request: web.Request) -> web.StreamResponse:
-    await _eng(request).containers.pause(_id(request))
-    return web.Response(status=204)
+    await _b(request).pause(_id(request))
+    return _no_content()
 
 
 async def unpause(request: web.Request) -> web.StreamResponse:
-    await _eng(request).containers.unpause(_id(request))
-    return web.Response(status=204)
+    await _b(request).unpause(_id(request))
+    return _no_content()
 
 
 async def rename(request: web.Request) -> web.StreamResponse:
-    await _eng(request).containers.rename(_id(request), request.query.get("name", ""))
-    return web.Response(status=204)
+    await _b(request).rename(_id(request), request.query.get("name", ""))
+    return _no_content()
 
 
 async def update(request: web.Request) -> web.StreamResponse:
-    warnings = await _eng(request).containers.update(_id(request), await read_json(request))
+    warnings = await _b(request).update(_id(request), await read_json(request))
     return json_response({"Warnings": warnings})
 
 
 async def remove(request: web.Request) -> web.StreamResponse:
-    if qbool(request, "link"):
-        raise InvalidParameter("legacy links are not supported yet")
-    await _eng(request).containers.remove(_id(request), force=qbool(request, "force"), volumes=qbool(request, "v"))
-    return web.Response(status=204)
+    await _b(request).remove(_id(request), force=qbool(request, "force"), volumes=qbool(request, "v"),
+                             link=qbool(request, "link"))
+    return _no_content()
 
 
 async def prune(request: web.Request) -> web.StreamResponse:
-    return json_response(await _eng(request).containers.prune(qfilters(request)))
+    return json_response(await _b(request).prune(qfilters(request)))
 
 
 async def wait(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
-    c = eng.containers.get(_id(request))
-    cond = request.query.get("condition") or "not-running"
-    if cond not in ("not-running", "next-exit", "removed"):
-        raise InvalidParameter(f"invalid condition: \"{cond}\"")
-    fut = eng.containers.waiter(c, cond)
+    fut = _b(request).wait(_id(request), request.query.get("condition") or "not-running")
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     resp.enable_chunked_encoding()
     await resp.prepare(request)
@@ -122,104 +157,73 @@ async def wait(request: web.Request) -> web.StreamResponse:
 
 
 async def attach(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
-    c = eng.containers.get(_id(request))
-    stdin, stdout, stderr = qbool(request, "stdin"), qbool(request, "stdout"), qbool(request, "stderr")
-    stream, with_logs = qbool(request, "stream"), qbool(request, "logs")
-    conn = hijack(request)
-    eng.events.emit("container", "attach", c.id, c.event_attrs())
-    if with_logs or c.running:
-        # Let the client parse the 101 before stream bytes follow: docker-py reads the response head
-        # through a buffered file, then the raw socket, and loses bytes that arrived with the head.
-        # (dockerd's log-driver read leaves such a gap in practice.)
-        await asyncio.sleep(0.02)
-    if with_logs:
-        for r in _read_logs(eng, c, stdout=stdout, stderr=stderr)[0]:
-            conn.write(r.data if c.tty else logs.frame(r.stream, r.data))
-    if not stream:
-        return await finish(conn)
-    sess = AttachSession(conn, tty=c.tty, stdin=stdin and bool(c.config.get("OpenStdin")), stdout=stdout,
-                         stderr=stderr, stdin_once=bool(c.config.get("StdinOnce")))
-    if c.running:
-        try:
-            sock = await eng.runtime.open_attach(eng.containers.bundle(c))
-        except OSError:
-            return await finish(conn)
-        sess.connect(sock)
-    else:
-        c.pending_attach.append(sess)
-    await asyncio.wait([sess.done, conn.lost], return_when=asyncio.FIRST_COMPLETED)
-    if sess in c.pending_attach:
-        c.pending_attach.remove(sess)
-    if sess.connected and not sess.done.done():
-        await sess.done  # the client went away: the session closes the conmon socket and ends
-    return await finish(conn)
+    conn = await _b(request).attach(
+        _id(request), lambda: upgrade(request), stdin=qbool(request, "stdin"), stdout=qbool(request, "stdout"),
+        stderr=qbool(request, "stderr"), stream=qbool(request, "stream"), logs=qbool(request, "logs"),
+        detach_keys=request.query.get("detachKeys"))
+    return await finish(conn)  # type: ignore[arg-type]
 
 
 async def resize(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
-    c = eng.containers.get(_id(request))
-    h, w = qint(request, "h", 0) or 0, qint(request, "w", 0) or 0
-    if not c.running:
-        raise Conflict(f"Container {c.id} is not running")
-    if c.tty:
-        await eng.runtime.resize_async(eng.containers.bundle(c), h, w)
+    await _b(request).resize(_id(request), qint(request, "h", 0) or 0, qint(request, "w", 0) or 0)
     return web.Response(status=200, headers={"Content-Type": "text/plain; charset=utf-8"})
 
 
 # ---- logs -----------------------------------------------------------------------------------------
 
-def _log_paths(eng: Any, c: Any) -> list[str]:
-    return logs.rotated_paths(eng.containers.log_path(c))
-
-
-def _read_logs(eng: Any, c: Any, *, stdout: bool, stderr: bool, since_ns: int = 0, until_ns: int = 0,
-               tail: int | None = None) -> tuple[list[logs.LogRecord], int]:
-    paths = _log_paths(eng, c)
-    offset = logs.complete_size(paths[-1]) if os.path.exists(paths[-1]) else 0
-    recs = logs.read_records([p for p in paths if os.path.exists(p)], limit=offset)
-    return logs.select(recs, stdout=stdout, stderr=stderr, since_ns=since_ns, until_ns=until_ns, tail=tail), offset
-
-
-def _time_ns(v: str | None) -> int:
+def _time_ns(name: str, v: str | None) -> int:
+    """dockerd's timetypes: unix seconds with an optional fraction (RFC 3339 also accepted)."""
     if not v:
         return 0
     try:
-        return int(float(v) * 1e9)
+        secs = float(v)
     except ValueError:
-        raise InvalidParameter(f"invalid value for time: {v}") from None
+        from hatoba.images.store import parse_rfc3339
+
+        try:
+            secs = parse_rfc3339(v)
+        except ValueError:
+            raise InvalidParameter(f'strconv.ParseInt: parsing "{v}": invalid syntax') from None
+    if secs != secs or secs in (float("inf"), float("-inf")) or abs(secs) > 1e12:
+        raise InvalidParameter(f'strconv.ParseInt: parsing "{v}": invalid syntax')
+    return int(secs * 1e9)
+
+
+def _tail(v: str | None) -> int | None:
+    """`tail`: a count; "all", negative or unparsable mean everything (dockerd 20.10)."""
+    if v is None or v in ("", "all"):
+        return None
+    try:
+        n = int(v)
+    except ValueError:
+        return None
+    return n if n >= 0 else None
+
+
+def render(records: list[LogRecord], *, tty: bool, timestamps: bool) -> bytes:
+    if timestamps:
+        return b"".join(
+            (logs.format_timestamp(r.time_ns).encode() + b" " + r.data) if tty else
+            logs.frame(r.stream, logs.format_timestamp(r.time_ns).encode() + b" " + r.data) for r in records)
+    if tty:
+        return b"".join(r.data for r in records)
+    return b"".join(logs.frame(r.stream, r.data) for r in records)
 
 
 async def container_logs(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
-    c = eng.containers.get(_id(request))
-    stdout, stderr = qbool(request, "stdout"), qbool(request, "stderr")
-    if not stdout and not stderr:
-        raise InvalidParameter("Bad parameters: you must choose at least one stream")
-    follow, ts = qbool(request, "follow"), qbool(request, "timestamps")
-    tail_s = request.query.get("tail", "all")
-    tail = None if tail_s in ("all", "") else max(0, int(tail_s)) if tail_s.lstrip("-").isdigit() else None
-    since, until = _time_ns(request.query.get("since")), _time_ns(request.query.get("until"))
-    recs, offset = _read_logs(eng, c, stdout=stdout, stderr=stderr, since_ns=since, until_ns=until, tail=tail)
+    opts = LogOptions(stdout=qbool(request, "stdout"), stderr=qbool(request, "stderr"),
+                      follow=qbool(request, "follow"), since_ns=_time_ns("since", request.query.get("since")),
+                      until_ns=_time_ns("until", request.query.get("until")), tail=_tail(request.query.get("tail")))
+    timestamps = qbool(request, "timestamps")
+    tty, batches = await _b(request).logs(_id(request), opts)
     resp = web.StreamResponse()
     resp.enable_chunked_encoding()
     await resp.prepare(request)
-
-    def render(r: logs.LogRecord) -> bytes:
-        data = (logs.format_timestamp(r.time_ns).encode() + b" " + r.data) if ts else r.data
-        return data if c.tty else logs.frame(r.stream, data)
-
     try:
-        buf = b"".join(render(r) for r in recs)
-        if buf:
-            await resp.write(buf)
-        if follow and c.running and not until:
-            stop = eng.containers.waiter(c, "next-exit")
-            async for r in logs.follow(_log_paths(eng, c)[-1], offset, stop=stop):
-                if (r.stream == "stdout" and stdout) or (r.stream == "stderr" and stderr):
-                    if since and r.time_ns < since:
-                        continue
-                    await resp.write(render(r))
+        async for batch in batches:
+            data = render(batch, tty=tty, timestamps=timestamps)
+            if data:
+                await resp.write(data)
         await resp.write_eof()
     except ConnectionError:
         pass
@@ -229,93 +233,29 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
 # ---- top, changes, stats, export, archive -----------------------------------------------------------
 
 async def top(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
-    c = eng.containers.get(_id(request))
-    if not c.running:
-        raise Conflict(f"Container {c.id} is not running")
-    pids = set(await eng.containers.rt(c).ps(c.id))
-    args = shlex.split(request.query.get("ps_args") or "-ef")
-    proc = await asyncio.create_subprocess_exec("ps", *args, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise HatobaError(f"Error running ps: exit status {proc.returncode}: {err.decode().strip()}")
-    lines = out.decode().splitlines()
-    if not lines:
-        return json_response({"Titles": [], "Processes": []})
-    titles = lines[0].split()
-    try:
-        pid_col = titles.index("PID")
-    except ValueError:
-        raise HatobaError("Couldn't find PID field in ps output") from None
-    procs = []
-    for line in lines[1:]:
-        fields = line.split(None, len(titles) - 1)
-        if len(fields) > pid_col and fields[pid_col].isdigit() and int(fields[pid_col]) in pids:
-            procs.append(fields)
-    return json_response({"Titles": titles, "Processes": procs})
+    return json_response(await _b(request).top(_id(request), request.query.get("ps_args") or ""))
 
 
 async def changes(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
-    c = eng.containers.get(_id(request))
-    out = _hide_mountpoints(eng.containers.snapshots.changes(c.id))
-    return json_response([{"Path": p, "Kind": k} for p, k in out] or None)
+    return json_response(await _b(request).changes(_id(request)))
 
 
-# Bind-mount targets the runtime creates in the rootfs; dockerd keeps them in an "init" layer, so
-# they (and a parent directory changed only by them) never show up in `docker diff`.
-_MOUNTPOINTS = {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/.dockerenv"}
-
-
-def _hide_mountpoints(out: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    hidden = [p for p, k in out if p in _MOUNTPOINTS and k == layers.CHANGE_ADD]
-    if not hidden:
-        return out
-    keep = [(p, k) for p, k in out if p not in hidden]
-    for parent in {os.path.dirname(p) for p in hidden}:
-        if not any(p.startswith(parent + "/") for p, _ in keep):
-            keep = [(p, k) for p, k in keep if not (p == parent and k == layers.CHANGE_MODIFY)]
-    return keep
-
-
-@contextlib.asynccontextmanager
-async def _rootfs(eng: Any, c: Any):  # type: ignore[no-untyped-def]
-    snaps = eng.containers.snapshots
-    if snaps.is_mounted(c.id):
-        yield snaps.rootfs_path(c.id)
-        return
-    path = snaps.mount(c.id, c.chain)
+async def _stream_chunks(request: web.Request, resp: web.StreamResponse, chunks: AsyncIterator[bytes]) -> web.StreamResponse:
+    await resp.prepare(request)
     try:
-        yield path
-    finally:
-        if not c.running:
-            snaps.unmount(c.id)
-
-
-async def _stream_file_from_thread(request: web.Request, resp: web.StreamResponse, producer: Any) -> None:
-    """Run producer(fileobj) in a thread writing into a temp file, then stream the file."""
-    with tempfile.TemporaryFile() as tmp:
-        await asyncio.to_thread(producer, tmp)
-        tmp.seek(0)
-        await resp.prepare(request)
-        while True:
-            chunk = tmp.read(1 << 20)
-            if not chunk:
-                break
+        async for chunk in chunks:
             await resp.write(chunk)
         await resp.write_eof()
+    except ConnectionError:
+        pass
+    return resp
 
 
 async def export(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
-    c = eng.containers.get(_id(request))
+    chunks = await _b(request).export(_id(request))
     resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
     resp.enable_chunked_encoding()
-    async with _rootfs(eng, c) as root:
-        await _stream_file_from_thread(request, resp, lambda f: layers.tar_dir(root, f))
-    eng.events.emit("container", "export", c.id, c.event_attrs())
-    return resp
+    return await _stream_chunks(request, resp, chunks)
 
 
 def _stat_header(st: dict) -> str:
@@ -323,139 +263,47 @@ def _stat_header(st: dict) -> str:
 
 
 async def archive_head(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
-    c = eng.containers.get(_id(request))
-    path = request.query.get("path", "")
-    async with _rootfs(eng, c) as root:
-        try:
-            st = archive_mod.stat_path(root, path)
-        except FileNotFoundError:
-            return web.Response(status=404, headers={"Content-Type": "application/json"})
+    st = await _b(request).archive_stat(_id(request), request.query.get("path", ""))
     return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": _stat_header(st)})
 
 
 async def archive_get(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
-    c = eng.containers.get(_id(request))
-    path = request.query.get("path", "")
-    if not path:
-        raise InvalidParameter("path is required")
-    async with _rootfs(eng, c) as root:
-        try:
-            st = archive_mod.stat_path(root, path)
-        except FileNotFoundError:
-            raise NotFound(f"Could not find the file {path} in container {c.name}") from None
-        resp = web.StreamResponse(headers={"Content-Type": "application/x-tar",
-                                           "X-Docker-Container-Path-Stat": _stat_header(st)})
-        resp.enable_chunked_encoding()
-        await _stream_file_from_thread(request, resp, lambda f: archive_mod.archive_path(root, path, f))
-    return resp
+    st, chunks = await _b(request).archive_get(_id(request), request.query.get("path", ""))
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-tar",
+                                       "X-Docker-Container-Path-Stat": _stat_header(st)})
+    resp.enable_chunked_encoding()
+    return await _stream_chunks(request, resp, chunks)
 
 
 async def archive_put(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
-    c = eng.containers.get(_id(request))
     path = request.query.get("path", "")
     if not path:
-        raise InvalidParameter("path is required")
+        raise InvalidParameter("bad parameter: path cannot be empty")
     no_overwrite = qbool(request, "noOverwriteDirNonDir")
     with tempfile.TemporaryFile() as tmp:
         async for chunk in request.content.iter_chunked(1 << 20):
             tmp.write(chunk)
         tmp.seek(0)
-        async with _rootfs(eng, c) as root:
-            try:
-                await asyncio.to_thread(archive_mod.extract_archive, root, path, tmp, no_overwrite)
-            except FileNotFoundError:
-                raise NotFound(f"Could not find the file {path} in container {c.name}") from None
-            except NotADirectoryError:
-                raise InvalidParameter(f"extraction point is not a directory: {path}") from None
-            except archive_mod.ArchiveError as e:
-                raise InvalidParameter(str(e)) from None
+        await _b(request).archive_put(_id(request), path, tmp, no_overwrite_dir_non_dir=no_overwrite)
     return web.Response(status=200)
 
 
-def _stats_doc(eng: Any, c: Any, prev: dict | None) -> dict:
-    now = time.time()
-    from hatoba.images.store import rfc3339
-
-    if c.running:
-        s = cgroups.read_stats(eng.containers.cgroups_path(c))
-    else:
-        s = {"memory_stats": {}, "cpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
-             "pids_stats": {}, "blkio_stats": {}}
-    empty_cpu = {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                 "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
-    doc = {"read": rfc3339(now), "preread": prev["read"] if prev else "0001-01-01T00:00:00Z",
-           "pids_stats": s.get("pids_stats", {}), "blkio_stats": s.get("blkio_stats", {}),
-           "num_procs": 0, "storage_stats": {}, "cpu_stats": s.get("cpu_stats", empty_cpu),
-           "precpu_stats": prev["cpu_stats"] if prev else empty_cpu, "memory_stats": s.get("memory_stats", {}),
-           "name": "/" + c.name, "id": c.id}
-    return doc
-
-
 async def stats(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
-    c = eng.containers.get(_id(request))
     stream = qbool(request, "stream", True)
-    one_shot = qbool(request, "one-shot")
+    docs = await _b(request).stats(_id(request), stream=stream, one_shot=qbool(request, "one-shot"))
     if not stream:
-        prev = None
-        if not one_shot and c.running:
-            prev = _stats_doc(eng, c, None)
-            await asyncio.sleep(0.5)  # dockerd waits for its 1 s collector tick; 0.5 s gives precpu_stats too
-        return json_response(_stats_doc(eng, c, prev))
+        async for doc in docs:
+            return json_response(doc)
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     resp.enable_chunked_encoding()
     await resp.prepare(request)
-    prev = None
     try:
-        while True:
-            doc = _stats_doc(eng, c, prev)
+        async for doc in docs:
             await resp.write(json_body(doc))
-            prev = doc
-            if not c.running:
-                break
-            await asyncio.sleep(1)
         await resp.write_eof()
     except ConnectionError:
         pass
     return resp
-
-
-# ---- exec -------------------------------------------------------------------------------------------
-
-async def exec_create(request: web.Request) -> web.StreamResponse:
-    eid = _eng(request).execs.create(_id(request), await read_json(request))
-    return json_response({"Id": eid}, status=201)
-
-
-async def exec_start(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
-    eid = _id(request)
-    body = await read_json(request)
-    e = eng.execs.get(eid)
-    if e.started:
-        raise Conflict(f"Error: Exec command {eid} has already run")
-    if body.get("Detach"):
-        await eng.execs.start(eid, detach=True, tty=body.get("Tty"), client=None)
-        return web.Response(status=200, headers={"Content-Type": "application/json"})
-    extra = b"Api-Version: 1.41\r\nDocker-Experimental: false\r\nOstype: linux\r\n"
-    conn = hijack(request, extra)
-    try:
-        await eng.execs.start(eid, detach=False, tty=body.get("Tty"), client=conn)
-    except HatobaError as err:
-        conn.write(err.message.encode() + b"\r\n")
-    return await finish(conn)
-
-
-async def exec_inspect(request: web.Request) -> web.StreamResponse:
-    return json_response(_eng(request).execs.get(_id(request)).inspect())
-
-
-async def exec_resize(request: web.Request) -> web.StreamResponse:
-    await _eng(request).execs.resize(_id(request), qint(request, "h", 0) or 0, qint(request, "w", 0) or 0)
-    return web.Response(status=200, headers={"Content-Type": "text/plain; charset=utf-8"})
 
 
 def register(r: Router) -> None:
@@ -483,7 +331,3 @@ def register(r: Router) -> None:
     r.add("GET", "/containers/{id}/archive", archive_get)
     r.add("PUT", "/containers/{id}/archive", archive_put)
     r.add("DELETE", "/containers/{id}", remove)
-    r.add("POST", "/containers/{id}/exec", exec_create)
-    r.add("POST", "/exec/{id}/start", exec_start)
-    r.add("GET", "/exec/{id}/json", exec_inspect)
-    r.add("POST", "/exec/{id}/resize", exec_resize)

@@ -10,28 +10,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from hatoba.api.server import Router, json_response, qfilters, qint, read_json
+from hatoba.api.common import Router, backend, json_response, param, qfilters, qint, read_json
 from hatoba.distribution import progress as pg
 from hatoba.distribution.auth import AuthConfig, decode_registry_auth
-from hatoba.errors import HatobaError, InvalidParameter
-from hatoba.images import reference
+from hatoba.errors import HatobaError
+from hatoba.images.reference import Reference
+
+log = logging.getLogger("hatoba.api")
 
 
-def service(eng: Any) -> Any:
-    """The daemon's registry Service, created on first use and kept on the engine."""
-    svc = getattr(eng, "distribution", None)
-    if svc is None:
-        from hatoba.distribution.service import Service
+class RegistryBackend(Protocol):
+    def pull_ref(self, image: str, tag: str) -> tuple[Reference, bool]: ...
+    async def pull(self, ref: Reference, all_tags: bool, auth: AuthConfig, out: pg.Output,
+                   platform: str | None) -> None: ...
+    def push_ref(self, name: str, tag: str) -> tuple[Reference, str]: ...
+    async def push(self, ref: Reference, tag: str, auth: AuthConfig, out: pg.Output) -> None: ...
+    async def login(self, auth: AuthConfig) -> dict[str, str]: ...
+    async def search(self, term: str, limit: int | None, filters: dict[str, list[str]],
+                     auth: AuthConfig) -> list[dict[str, Any]]: ...
 
-        svc = Service(eng.images, eng.config)
-        eng.distribution = svc
-    return svc
+
+def _b(request: web.Request) -> RegistryBackend:
+    return backend(request, "registry")
 
 
 def _auth(request: web.Request) -> AuthConfig:
@@ -45,7 +52,7 @@ async def stream(request: web.Request, op: Callable[[pg.Output], Awaitable[Any]]
     resp: web.StreamResponse | None = None
     alive = True
 
-    async def write(msg: dict) -> None:
+    async def write(m: dict) -> None:
         nonlocal resp, alive
         if not alive:
             return
@@ -54,7 +61,7 @@ async def stream(request: web.Request, op: Callable[[pg.Output], Awaitable[Any]]
                 resp = web.StreamResponse(headers={"Content-Type": "application/json"})
                 resp.enable_chunked_encoding()
                 await resp.prepare(request)
-            await resp.write(pg.encode(msg))
+            await resp.write(pg.encode(m))
         except (ConnectionResetError, BrokenPipeError, RuntimeError):
             alive = False  # the client went away; the operation still completes
 
@@ -76,8 +83,12 @@ async def stream(request: web.Request, op: Callable[[pg.Output], Awaitable[Any]]
     if exc is not None:
         if resp is None:
             raise exc
-        msg = exc.message if isinstance(exc, HatobaError) else (str(exc) or type(exc).__name__)
-        await write(pg.error(msg))
+        if isinstance(exc, HatobaError):
+            text = exc.message
+        else:
+            log.error("registry operation failed", exc_info=exc)
+            text = str(exc) or type(exc).__name__
+        await write(pg.error(text))
     if resp is None:
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
@@ -87,98 +98,33 @@ async def stream(request: web.Request, op: Callable[[pg.Output], Awaitable[Any]]
     return resp
 
 
-def _bootstrap_hint(ref: reference.Reference) -> str:
-    """"; hatoba can build x from Debian packages: run …" for names a bootstrap recipe builds, else ""."""
-    from hatoba.images import bootstrap
-
-    h = bootstrap.hint(ref.familiar()) if ref.tag or ref.digest else bootstrap.hint(ref.repository)
-    return f"; {h}" if h else ""
-
-
 async def pull(request: web.Request) -> web.StreamResponse:
     """POST /images/create?fromImage=NAME[&tag=TAG|DIGEST][&platform=os/arch] (no tag: all tags)."""
-    from hatoba.distribution import pull as puller
-
-    eng = request.app["engine"]
-    image = request.query.get("fromImage", "")
-    tag = request.query.get("tag", "")
-    if not image:
-        raise InvalidParameter("fromImage is required")
-    ref = reference.parse(image, default_tag=None)
-    if tag:
-        ref = reference.parse(f"{ref.repository}@{tag}" if tag.startswith("sha256:") else f"{ref.repository}:{tag}")
-    all_tags = ref.tag is None and ref.digest is None
+    b = _b(request)
+    ref, all_tags = b.pull_ref(request.query.get("fromImage", ""), request.query.get("tag", ""))
     auth = _auth(request)
-    svc = service(eng)
-    loop = asyncio.get_running_loop()
-
-    async def op(out: pg.Output) -> None:
-        try:
-            results = await puller.pull(svc, ref, auth, out, platform=request.query.get("platform") or None,
-                                        all_tags=all_tags)
-        except HatobaError as e:
-            from hatoba.images import bootstrap
-
-            recipe = bootstrap.recipe_for(ref.familiar()) if not all_tags else None
-            if recipe and not out.sent and getattr(eng.config, "bootstrap_missing_images", False):
-                # daemon.json "bootstrap-missing-images": build it from Debian packages instead
-                await asyncio.to_thread(bootstrap.bootstrap, eng.images, ref.familiar(),
-                                        lambda s: loop.call_soon_threadsafe(out.send, pg.status(s)))
-                return
-            hint = _bootstrap_hint(ref) if not out.sent else ""
-            if hint:
-                raise type(e)(e.message + hint) from None
-            raise
-        for r in results:
-            tags = eng.images.tags_of(r.image_id)
-            name = ref.familiar() if not all_tags else (tags[0] if tags else ref.repository)
-            eng.events.emit("image", "pull", name, {"name": ref.repository})
-
-    return await stream(request, op)
+    platform = request.query.get("platform") or None
+    return await stream(request, lambda out: b.pull(ref, all_tags, auth, out, platform))
 
 
 async def push(request: web.Request) -> web.StreamResponse:
     """POST /images/{name}/push[?tag=TAG] (no tag: every tag of the repository)."""
-    from hatoba.distribution import push as pusher
-
-    eng = request.app["engine"]
-    name = unquote(request["params"]["name"])
-    tag = request.query.get("tag", "")
-    ref = reference.parse(name, default_tag=None)
-    if ref.digest:
-        raise InvalidParameter("cannot push a digest reference")
-    tag = tag or ref.tag or ""
+    b = _b(request)
+    ref, tag = b.push_ref(unquote(param(request, "name")), request.query.get("tag", ""))
     auth = _auth(request)
-    svc = service(eng)
-
-    async def op(out: pg.Output) -> None:
-        results = await pusher.push(svc, ref, tag or None, auth, out, all_tags=not tag)
-        for aux in results:
-            fam = f"{ref.repository}:{aux['Tag']}"
-            eng.events.emit("image", "push", fam, {"name": ref.repository})
-
-    return await stream(request, op)
+    return await stream(request, lambda out: b.push(ref, tag, auth, out))
 
 
 async def auth(request: web.Request) -> web.StreamResponse:
     """POST /auth {username, password, serveraddress} → {"IdentityToken","Status"}."""
-    from hatoba.distribution.search import login
-
-    body = await read_json(request)
-    cfg = AuthConfig.from_dict(body)
-    return json_response(await login(service(request.app["engine"]), cfg))
+    cfg = AuthConfig.from_dict(await read_json(request))
+    return json_response(await _b(request).login(cfg))
 
 
 async def search(request: web.Request) -> web.StreamResponse:
     """GET /images/search?term=&limit=&filters= → Docker's search results."""
-    from hatoba.distribution.search import search as do_search
-
-    term = request.query.get("term", "")
-    if not term:
-        raise InvalidParameter("term is required")
-    limit = qint(request, "limit")
-    results = await do_search(service(request.app["engine"]), term, limit, qfilters(request), _auth(request))
-    return json_response(results)
+    return json_response(await _b(request).search(request.query.get("term", ""), qint(request, "limit"),
+                                                  qfilters(request), _auth(request)))
 
 
 def register(r: Router) -> None:

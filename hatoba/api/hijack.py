@@ -8,9 +8,15 @@ protocol for `Hijacked`, which keeps the write side open after the client's EOF.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import socket
+import struct
+import termios
 from typing import Any
 
 from aiohttp import web
+
+from hatoba.api.common import HIJACKED
 
 UPGRADED = (b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
             b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
@@ -106,6 +112,35 @@ class Hijacked(asyncio.Protocol):
             self.transport.close()
 
 
+def _unread(sock: socket.socket) -> int:
+    """Bytes written to a unix stream socket that the peer has not read yet (SIOCOUTQ)."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+
+
+async def _head_read(conn: Hijacked, timeout: float) -> None:
+    sock = conn.transport.get_extra_info("socket")
+    if sock is None or sock.family != socket.AF_UNIX:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while _unread(sock) and loop.time() < deadline and not conn.lost.done():
+        await asyncio.sleep(0.0005)
+
+
+async def upgrade(request: web.Request, extra_headers: bytes = b"", *, head_read_timeout: float = 0.05) -> Hijacked:
+    """`hijack`, then wait (briefly) until a local client has read the 101 head.
+
+    docker-py reads the head through a buffered file and then the raw socket: stream bytes that
+    arrive in the same read as the head are lost to it. Over a unix socket the kernel tells when
+    the head was read, so the first stream bytes never share a read with it."""
+    conn = hijack(request, extra_headers)
+    await _head_read(conn, head_read_timeout)
+    return conn
+
+
 def hijack(request: web.Request, extra_headers: bytes = b"") -> Hijacked:
     """Answer 101 and take the connection over; the handler must then `await finish(conn)`."""
     proto = request.protocol
@@ -117,6 +152,7 @@ def hijack(request: web.Request, extra_headers: bytes = b"") -> Hijacked:
     transport.write(head)
     conn = Hijacked(transport, proto, tail.data)  # type: ignore[arg-type]
     transport.set_protocol(conn)
+    request[HIJACKED] = conn
     return conn
 
 

@@ -10,28 +10,32 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from hatoba.api.server import Router, json_response, qbool
-from hatoba.engine import commit as commit_mod
+from hatoba.api.common import PARAMS, Router, backend, json_response, qbool, read_json
+from hatoba.api.images import ImageBackend, msg
 from hatoba.errors import HatobaError, InvalidParameter
-from hatoba.images import archive
 
 log = logging.getLogger("hatoba.api")
 _CHUNK = 1 << 20
 
 
-def _eng(request: web.Request) -> Any:
-    return request.app["engine"]
+class MovingBackend(ImageBackend, Protocol):
+    def resolve_for_save(self, names: list[str]) -> list[tuple[Any, list[str]]]: ...
+    def save(self, images: list[tuple[Any, list[str]]], out: Any, fmt: str) -> None: ...
+    def saved(self, images: list[tuple[Any, list[str]]]) -> None: ...
+    def load(self, body: Any, emit: Any, quiet: bool) -> list[str]: ...
+    def loaded(self, ids: list[str]) -> None: ...
+    async def commit(self, container: str, *, repo: str, tag: str, author: str, comment: str,
+                     changes_: list[str], pause: bool, config: dict[str, Any] | None) -> str: ...
 
 
-def _msg(d: dict) -> bytes:
-    return json.dumps(d, separators=(",", ":")).encode() + b"\r\n"
+def _b(request: web.Request) -> MovingBackend:
+    return backend(request, "images")
 
 
 class _ResponseWriter:
@@ -74,23 +78,22 @@ class _BodyReader(io.RawIOBase):
 
 
 async def save(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
-    if "name" in request["params"]:
-        names = [unquote(request["params"]["name"])]
+    b = _b(request)
+    if "name" in request[PARAMS]:
+        names = [unquote(request[PARAMS]["name"])]
     else:
         names = request.query.getall("names", [])
     fmt = request.query.get("format") or "docker"  # hatoba extension: format=oci adds an OCI layout
     if fmt not in ("docker", "oci"):
         raise InvalidParameter(f"unknown archive format {fmt!r}: use docker or oci")
-    images = await asyncio.to_thread(archive.resolve, eng.images, names)
+    images = await asyncio.to_thread(b.resolve_for_save, names)
     resp = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
     resp.enable_chunked_encoding()
     await resp.prepare(request)
-    loop = asyncio.get_running_loop()
-    out = _ResponseWriter(resp, loop)
+    out = _ResponseWriter(resp, asyncio.get_running_loop())
 
     def work() -> None:
-        archive.save(eng.images, images, out, fmt=fmt)
+        b.save(images, out, fmt)
         out.flush()
 
     try:
@@ -102,14 +105,13 @@ async def save(request: web.Request) -> web.StreamResponse:
         if request.transport is not None:
             request.transport.close()
         return resp
-    for img, _ in images:
-        eng.events.emit("image", "save", img.id, {"name": img.id})
+    b.saved(images)
     await resp.write_eof()
     return resp
 
 
 async def load(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
+    b = _b(request)
     quiet = qbool(request, "quiet", True)
     loop = asyncio.get_running_loop()
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -117,30 +119,30 @@ async def load(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     queue: asyncio.Queue = asyncio.Queue()
 
-    def emit(msg: dict) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, msg)
+    def emit(m: dict) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, m)
 
     body = io.BufferedReader(_BodyReader(request.content, loop), _CHUNK)
-    task = asyncio.ensure_future(asyncio.to_thread(archive.load, eng.images, body, emit, quiet=quiet))
+    task = asyncio.ensure_future(asyncio.to_thread(b.load, body, emit, quiet))
     while not task.done() or not queue.empty():
         getter = asyncio.ensure_future(queue.get())
         done, _ = await asyncio.wait([getter, task], return_when=asyncio.FIRST_COMPLETED)
         if getter in done:
-            await resp.write(_msg(getter.result()))
+            await resp.write(msg(getter.result()))
         else:
             getter.cancel()
     try:
-        result = task.result()
+        ids = task.result()
     except HatobaError as e:
-        await resp.write(_msg({"errorDetail": {"message": e.message}, "error": e.message}))
+        await resp.write(msg({"errorDetail": {"message": e.message}, "error": e.message}))
         await _drain(request)
-    except Exception as e:  # noqa: BLE001 - reported in-stream, as dockerd does
+    except Exception:  # noqa: BLE001 - reported in-stream, as dockerd does
         log.exception("image load failed")
-        await resp.write(_msg({"errorDetail": {"message": str(e)}, "error": str(e)}))
+        text = "internal error while loading the archive (see the daemon log)"
+        await resp.write(msg({"errorDetail": {"message": text}, "error": text}))
         await _drain(request)
     else:
-        for iid in result.images:
-            eng.events.emit("image", "load", iid, {"name": iid})
+        b.loaded(ids)
     await resp.write_eof()
     return resp
 
@@ -162,22 +164,12 @@ async def _drain(request: web.Request, limit: int = 1 << 30) -> None:
 
 
 async def commit(request: web.Request) -> web.StreamResponse:
-    eng = _eng(request)
     q = request.query
-    ref = commit_mod.parse_repo_tag(q.get("repo", ""), q.get("tag", ""))
-    raw = await request.read()
-    config = None
-    if raw.strip():
-        try:
-            doc = json.loads(raw)
-        except ValueError as e:
-            raise InvalidParameter(f"invalid JSON: {e}") from None
-        if isinstance(doc, dict) and doc:
-            config = doc
-    iid = await commit_mod.commit(eng.containers, eng.images, q.get("container", ""), ref=ref,
-                                  author=q.get("author", ""), comment=q.get("comment", ""),
-                                  changes=q.getall("changes", []), pause=qbool(request, "pause", True),
-                                  config=config)
+    config = await read_json(request) or None
+    iid = await _b(request).commit(q.get("container", ""), repo=q.get("repo", ""), tag=q.get("tag", ""),
+                                   author=q.get("author", ""), comment=q.get("comment", ""),
+                                   changes_=q.getall("changes", []), pause=qbool(request, "pause", True),
+                                   config=config)
     return json_response({"Id": iid}, status=201)
 
 

@@ -1,20 +1,25 @@
-"""The Engine API application: routing with version prefixes, common headers, error mapping.
+"""The Engine API application: version prefixes, routing, common headers, error mapping.
 
-Routes are matched by our own table instead of aiohttp's router because Docker puts raw image
-references (with `/` and `:`) in paths and prefixes every path with an optional `/v1.NN`.
+Routes are matched by our own table (`common.Router`) instead of aiohttp's router because Docker
+puts raw image references (with `/` and `:`) in paths and prefixes every path with an optional
+`/v1.NN`. Each router module works against its backend (a `typing.Protocol` it declares); the
+daemon hands the engine's objects in as `make_app(containers=..., ...)`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from hatoba import __version__
+from hatoba.api import containers, distribution, execs, images, moving, system
+from hatoba.api.common import API_VERSION as API_VERSION_KEY
+from hatoba.api.common import BACKEND_KEYS, BACKENDS, HIJACKED, PARAMS, Router, error_response
+from hatoba.api.hijack import finish
 from hatoba.errors import HatobaError
 
 log = logging.getLogger("hatoba.api")
@@ -24,111 +29,43 @@ MIN_API_VERSION = "1.12"
 MAX_ACCEPTED = (1, 47)
 SERVER = f"Docker/{__version__}-hatoba (linux)"
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _VERSION = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
 
 
-class Router:
-    def __init__(self) -> None:
-        self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
+class _ProtocolErrors(logging.Filter):
+    """aiohttp logs a client's malformed request (bad header bytes, bad request line) with a traceback;
+    it has already answered 400. Keep one line and drop the traceback: it is not a daemon error."""
 
-    def add(self, method: str, pattern: str, handler: Handler) -> None:
-        rx = "^" + re.sub(r"\{(\w+)(?::([^}]+))?\}", lambda m: f"(?P<{m.group(1)}>{m.group(2) or '[^/]+'})",
-                          pattern) + "$"
-        self.routes.append((method, re.compile(rx), handler))
-
-    def match(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
-        path_found = False
-        for m, rx, h in self.routes:
-            mm = rx.match(path)
-            if mm:
-                if m == method or (method == "HEAD" and m == "GET" and not any(
-                        r[0] == "HEAD" and r[1].match(path) for r in self.routes)):
-                    return h, mm.groupdict(), True
-                path_found = True
-        return None, {}, path_found
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = f"{record.getMessage()}: {exc.code} {exc.message!r}"
+            record.args = ()
+        return True
 
 
-def json_body(data: Any) -> bytes:
-    s = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    s = s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return (s + "\n").encode()
+_SERVER_LOG = logging.getLogger("aiohttp.server")
+if not any(isinstance(f, _ProtocolErrors) for f in _SERVER_LOG.filters):
+    _SERVER_LOG.addFilter(_ProtocolErrors())
 
 
-def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=json_body(data), status=status, content_type="application/json")
-
-
-def error_response(status: int, message: str) -> web.Response:
-    if status == 304:
-        return web.Response(status=304)
-    return json_response({"message": message}, status=status)
-
-
-def qbool(request: web.Request, name: str, default: bool = False) -> bool:
-    v = request.query.get(name)
-    if v is None:
-        return default
-    return v.lower() not in ("", "0", "false", "no")
-
-
-def qint(request: web.Request, name: str, default: int | None = None) -> int | None:
-    v = request.query.get(name)
-    if v is None or v == "":
-        return default
-    try:
-        return int(v)
-    except ValueError:
-        try:
-            return int(float(v))
-        except ValueError:
-            raise HatobaError(f"invalid value for {name}: {v}") from None
-
-
-def qfilters(request: web.Request) -> dict[str, list[str]]:
-    """Docker's `filters` parameter: {"key": {"value": true}} or the older {"key": ["value"]}."""
-    raw = request.query.get("filters")
-    if not raw:
-        return {}
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        from hatoba.errors import InvalidParameter
-        raise InvalidParameter("invalid filter: " + raw) from None
-    out: dict[str, list[str]] = {}
-    for k, v in (doc or {}).items():
-        if isinstance(v, dict):
-            out[k] = [x for x, on in v.items() if on]
-        elif isinstance(v, list):
-            out[k] = [str(x) for x in v]
-        else:
-            out[k] = [str(v)]
-    return out
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        doc = json.loads(raw)
-    except ValueError as e:
-        from hatoba.errors import InvalidParameter
-        raise InvalidParameter(f"invalid JSON: {e}") from None
-    return doc if isinstance(doc, dict) else {}
-
-
-def make_app(engine: Any) -> web.Application:
-    from hatoba.api import containers, distribution, images, system
-
+def routes() -> Router:
     router = Router()
     system.register(router)
     containers.register(router)
+    execs.register(router)
     images.register(router)
     distribution.register(router)
-    from hatoba.api import moving
-
     moving.register(router)  # save, load, commit
+    return router
+
+
+def make_app(**backends: Any) -> web.Application:
+    """The aiohttp application over the given backends (see BACKENDS; missing ones answer 500)."""
+    router = routes()
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -143,26 +80,30 @@ def make_app(engine: Any) -> web.Application:
                 return error_response(400, f"client version {m.group(1)}.{m.group(2)} is too old. Minimum "
                                            f"supported API version is {MIN_API_VERSION}, please upgrade your "
                                            "client to a newer version")
-            request["api_version"] = ver
+            request[API_VERSION_KEY] = ver
         else:
-            request["api_version"] = (1, 41)
+            request[API_VERSION_KEY] = (1, 41)
         handler, params, path_found = router.match(request.method, path)
         if handler is None:
             if path_found:
                 return error_response(405, "method not allowed")
             return error_response(404, "page not found")
-        request["params"] = params
+        request[PARAMS] = params
         try:
             return await handler(request)
         except HatobaError as e:
             if e.status >= 500:
                 log.info("%s %s: %s", request.method, path, e.message)
+            if HIJACKED in request:  # the answer went out already: the stream just ends
+                return await finish(request[HIJACKED])
             return error_response(e.status, e.message)
         except (ConnectionResetError, BrokenPipeError):
             raise
-        except Exception as e:  # noqa: BLE001 - report as Docker does: 500 + message
+        except Exception:  # noqa: BLE001 - a bug of ours: log it, answer without internals
             log.exception("%s %s failed", request.method, path)
-            return error_response(500, f"{type(e).__name__}: {e}")
+            if HIJACKED in request:
+                return await finish(request[HIJACKED])
+            return error_response(500, "internal server error (see the daemon log)")
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
         h = response.headers
@@ -172,7 +113,9 @@ def make_app(engine: Any) -> web.Application:
         h["Server"] = SERVER
 
     app = web.Application(client_max_size=0, handler_args={"max_field_size": 1 << 20})
-    app["engine"] = engine
+    for name in BACKENDS:
+        if name in backends:
+            app[BACKEND_KEYS[name]] = backends[name]
     app.on_response_prepare.append(on_prepare)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

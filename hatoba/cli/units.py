@@ -158,38 +158,14 @@ def parse_duration(s: str) -> float:
     return parse_duration_ns(s) / _NS
 
 
-def _trim_frac(value: int, digits: int) -> str:
-    whole, frac = divmod(value, 10**digits)
-    if not frac:
-        return str(whole)
-    return f"{whole}." + f"{frac:0{digits}d}".rstrip("0")
-
-
 def format_duration(seconds: float | int, *, ns: bool = False) -> str:
     """Go ``time.Duration.String()``: "0s", "500ms", "1.5s", "1m30s", "2h0m0s".
 
     ``seconds`` is in seconds unless ``ns=True`` (then it is an integer nanosecond count).
     """
-    d = int(seconds) if ns else round(seconds * _NS)
-    if d == 0:
-        return "0s"
-    sign = "-" if d < 0 else ""
-    u = -d if d < 0 else d
-    if u < _NS:
-        if u < 1_000:
-            return f"{sign}{u}ns"
-        if u < 1_000_000:
-            return sign + _trim_frac(u, 3) + "\u00b5s"
-        return sign + _trim_frac(u, 6) + "ms"
-    secs, frac = divmod(u, _NS)
-    hours, rem = divmod(secs, 3600)
-    minutes, sec = divmod(rem, 60)
-    out = _trim_frac(sec * _NS + frac, 9) + "s"
-    if hours:
-        out = f"{hours}h{minutes}m" + out
-    elif minutes:
-        out = f"{minutes}m" + out
-    return sign + out
+    from hatoba.humanize import go_duration
+
+    return go_duration(int(seconds) if ns else round(seconds * _NS))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -25,17 +25,25 @@ import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 from yarl import URL
 
 from hatoba import __version__
-from hatoba.distribution.auth import AuthConfig, Challenge, parse_challenges
+from hatoba.distribution.auth import AuthConfig, Challenge, TokenCache, parse_challenges
 from hatoba.errors import HatobaError
 
-if TYPE_CHECKING:
-    from hatoba.distribution.service import Service
+
+class RegistryState(Protocol):
+    """What a registry client keeps across operations (`distribution.service.Service` has it)."""
+
+    insecure_registries: list[str]
+    registry_mirrors: list[str]
+    tokens: TokenCache
+    endpoints: dict[str, tuple[Endpoint, float]]
+    challenges: dict[str, list[Challenge]]
+
 
 DOCKER_HUB = "docker.io"
 HUB_REGISTRY = "registry-1.docker.io"
@@ -156,7 +164,7 @@ class Endpoint:
 class Registry:
     """Requests to one registry (one domain), as one user, for one repository's scopes."""
 
-    def __init__(self, service: Service, session: aiohttp.ClientSession, domain: str, auth: AuthConfig | None,
+    def __init__(self, service: RegistryState, session: aiohttp.ClientSession, domain: str, auth: AuthConfig | None,
                  endpoint: Endpoint, repo: str = "", actions: str = "pull"):
         self.service = service
         self.session = session
@@ -527,7 +535,7 @@ def _token_ssl(realm: str, ssl_opt: Any) -> Any:
     return None
 
 
-async def resolve_endpoint(service: Service, session: aiohttp.ClientSession, domain: str) -> Endpoint:
+async def resolve_endpoint(service: RegistryState, session: aiohttp.ClientSession, domain: str) -> Endpoint:
     """The endpoint for `domain` (https, or http when an insecure registry does not speak TLS)."""
     host = HUB_REGISTRY if domain == DOCKER_HUB else domain
     cached = service.endpoints.get(host)
@@ -552,7 +560,7 @@ async def resolve_endpoint(service: Service, session: aiohttp.ClientSession, dom
     return ep
 
 
-def mirror_endpoints(service: Service, domain: str) -> list[Endpoint]:
+def mirror_endpoints(service: RegistryState, domain: str) -> list[Endpoint]:
     if domain != DOCKER_HUB:
         return []
     out = []

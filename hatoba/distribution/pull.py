@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import threading
 import time
@@ -33,9 +32,10 @@ from hatoba.distribution import progress as pg
 from hatoba.distribution.auth import AuthConfig
 from hatoba.distribution.client import Registry, RegistryError
 from hatoba.distribution.service import Service
-from hatoba.errors import HatobaError, NotFound
+from hatoba.errors import HatobaError, InvalidParameter, NotFound
 from hatoba.images.compression import open_layer_stream
 from hatoba.images.reference import Reference
+from hatoba.schema import image as image_schema
 from hatoba.storage.snapshots import chain_ids
 
 
@@ -133,9 +133,9 @@ async def _pull_one(svc: Service, reg: Registry, ref: Reference, want: mf.Platfo
     if iid not in images.images:
         raw_cfg = await reg.get_blob_bytes(m.config.digest)
         try:
-            cfg = json.loads(raw_cfg)
-        except ValueError:
-            raise mf.ManifestError(f"invalid image config {m.config.digest}") from None
+            cfg = image_schema.decode_config(raw_cfg)
+        except InvalidParameter as e:
+            raise mf.ManifestError(f"invalid image config {m.config.digest}: {e.message}") from None
         mf.check_config_platform(cfg, want, ref.familiar())
         diff_ids = list((cfg.get("rootfs") or {}).get("diff_ids") or [])
         if len(diff_ids) != len(m.layers):

@@ -23,6 +23,7 @@ import time
 from typing import IO, Any
 
 from hatoba import __version__
+from hatoba.engine.health import merge_config as merge_healthcheck
 from hatoba.errors import Conflict, HatobaError, InvalidParameter, NotFound
 from hatoba.images import changes as changes_mod
 from hatoba.images import gojson, reference
@@ -78,11 +79,7 @@ def merge(user: dict[str, Any], image: dict[str, Any]) -> dict[str, Any]:
         if cfg.get("Entrypoint") is None:
             cfg["Entrypoint"] = image.get("Entrypoint")
     if image.get("Healthcheck"):
-        hc = dict(cfg.get("Healthcheck") or {})
-        for k, v in image["Healthcheck"].items():
-            if not hc.get(k):
-                hc[k] = v
-        cfg["Healthcheck"] = hc
+        cfg["Healthcheck"] = merge_healthcheck(cfg.get("Healthcheck"), image["Healthcheck"])
     if not cfg.get("WorkingDir"):
         cfg["WorkingDir"] = image.get("WorkingDir", "")
     if not cfg.get("Volumes"):

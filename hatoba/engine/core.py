@@ -14,6 +14,9 @@ from hatoba.engine.config import DaemonConfig
 from hatoba.engine.containers import Containers
 from hatoba.engine.events import Events
 from hatoba.engine.execs import Execs
+from hatoba.engine.images import ImageService
+from hatoba.engine.registry import RegistryService
+from hatoba.engine.system import SystemService
 from hatoba.images.store import ImageStore
 from hatoba.runtime.conmon import Runtime
 from hatoba.storage.content import ContentStore
@@ -30,7 +33,8 @@ def _version_of(cmd: list[str]) -> str:
 
 
 class Engine:
-    """Everything the API handlers reach through `request.app["engine"]`."""
+    """One daemon's engine: the stores, the runtime, the managers, and the API backends
+    (`containers`, `execs`, `image_service`, `registry`, `system`)."""
 
     def __init__(self, config: DaemonConfig):
         self.config = config
@@ -57,3 +61,14 @@ class Engine:
                                      log_opts=config.log_opts, default_runtime=config.default_runtime,
                                      runtime_paths=config.runtimes)
         self.execs = Execs(self.containers)
+        self.containers.health.use_exec(self.execs.run_capture)  # health probes run through exec
+        self.image_service = ImageService(self.images, self.containers, self.events)
+        self.registry = RegistryService(self.images, self.events, config)
+        self.system = SystemService(config=config, containers=self.containers, images=self.images,
+                                    events=self.events, daemon_id=self.daemon_id, runc_version=self.runc_version,
+                                    conmon_version=self.conmon_version)
+
+    def backends(self) -> dict[str, object]:
+        """The API routers' backends, by the names `api.server.make_app` takes."""
+        return {"containers": self.containers, "execs": self.execs, "images": self.image_service,
+                "registry": self.registry, "system": self.system}

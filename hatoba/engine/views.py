@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hatoba.engine.containers import Container, Containers
+from hatoba.engine.container import Container
+from hatoba.engine.health import health_status, validate_health_filter
 from hatoba.errors import HatobaError, InvalidParameter
 from hatoba.humanize import status_text
 from hatoba.images.store import parse_rfc3339
+
+if TYPE_CHECKING:
+    from hatoba.engine.container import Manager
 
 
 def _network_settings(c: Container, full: bool) -> dict[str, Any]:
@@ -26,14 +30,15 @@ def _network_settings(c: Container, full: bool) -> dict[str, Any]:
             "Networks": nets}
 
 
-def inspect(mgr: Containers, c: Container, size: bool = False) -> dict[str, Any]:
+def inspect(mgr: Manager, c: Container, size: bool = False) -> dict[str, Any]:
     d = mgr.data_dir(c)
     up = mgr.snapshots.upper_dir(c.id)
     lowers = [mgr.snapshots.layer_path(x) for x in reversed(c.chain)]
     out: dict[str, Any] = {
         "Id": c.id, "Created": c.created, "Path": c.path, "Args": c.args, "State": dict(c.state),
         "Image": c.image_id, "ResolvConfPath": f"{d}/resolv.conf", "HostnamePath": f"{d}/hostname",
-        "HostsPath": f"{d}/hosts", "LogPath": mgr.log_path(c), "Name": "/" + c.name,
+        "HostsPath": f"{d}/hosts", "Name": "/" + c.name,
+        "LogPath": "" if (c.host_config.get("LogConfig") or {}).get("Type") == "none" else mgr.log_path(c),
         "RestartCount": c.restart_count, "Driver": "overlay2", "Platform": "linux", "MountLabel": "",
         "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": sorted(c.exec_ids) or None,
         "HostConfig": c.host_config,
@@ -83,10 +88,11 @@ def state_name(c: Container) -> str:
 def _status_text(c: Container, now: float) -> str:
     s = c.state
     return status_text(state_name(c), exit_code=s.get("ExitCode", 0), started=parse_rfc3339(s.get("StartedAt")),
-                       finished=parse_rfc3339(s.get("FinishedAt")), now=now)
+                       finished=parse_rfc3339(s.get("FinishedAt")), now=now,
+                       health=health_status(s))  # "(healthy)", "(health: starting)"
 
 
-def summary(mgr: Containers, c: Container, now: float, size: bool = False) -> dict[str, Any]:
+def summary(mgr: Manager, c: Container, now: float, size: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "Id": c.id, "Names": ["/" + c.name], "Image": c.config.get("Image", ""), "ImageID": c.image_id,
         "Command": command_string(c), "Created": int(parse_rfc3339(c.created)), "Ports": [],
@@ -106,7 +112,7 @@ FILTER_KEYS = {"id", "name", "label", "status", "ancestor", "exited", "before", 
 STATUSES = {"created", "restarting", "running", "removing", "paused", "exited", "dead"}
 
 
-def list_containers(mgr: Containers, *, all_: bool, limit: int, size: bool, filters: dict[str, list[str]],
+def list_containers(mgr: Manager, *, all_: bool, limit: int, size: bool, filters: dict[str, list[str]],
                     now: float) -> list[dict[str, Any]]:
     for k in filters:
         if k not in FILTER_KEYS:
@@ -114,6 +120,7 @@ def list_containers(mgr: Containers, *, all_: bool, limit: int, size: bool, filt
     for st in filters.get("status", []):
         if st not in STATUSES:
             raise InvalidParameter(f"invalid filter 'status={st}'")
+    validate_health_filter(filters.get("health", []))
     cs = sorted(mgr.by_id.values(), key=lambda c: c.created, reverse=True)
     if filters.get("status") or filters.get("exited"):
         all_ = True
@@ -142,24 +149,33 @@ def list_containers(mgr: Containers, *, all_: bool, limit: int, size: bool, filt
             continue
         if filters.get("status") and st not in filters["status"]:
             continue
+        if filters.get("health") and health_status(c.state) not in filters["health"]:
+            continue
         if filters.get("exited"):
             if st != "exited" or str(c.state.get("ExitCode", 0)) not in filters["exited"]:
                 continue
         if filters.get("ancestor") and c.image_id not in ancestors and c.config.get("Image") not in filters["ancestor"]:
             continue
-        if filters.get("label"):
-            labels = c.config.get("Labels") or {}
-            ok = True
-            for w in filters["label"]:
-                k, eq, v = w.partition("=")
-                if k not in labels or (eq and labels[k] != v):
-                    ok = False
-            if not ok:
-                continue
+        if (filters.get("label") or filters.get("label!")) and not labels_match(
+                c.config.get("Labels") or {}, filters.get("label", []), filters.get("label!", [])):
+            continue
         out.append(summary(mgr, c, now, size))
         if limit > 0 and len(out) >= limit:
             break
     return out
+
+
+def labels_match(labels: dict[str, str], wanted: list[str], unwanted: tuple[str, ...] | list[str] = ()) -> bool:
+    """Docker's `label=k[=v]` (all must match) and `label!=k[=v]` (none may match) filters."""
+    for w in wanted:
+        k, eq, v = w.partition("=")
+        if k not in labels or (eq and labels[k] != v):
+            return False
+    for w in unwanted:
+        k, eq, v = w.partition("=")
+        if k in labels and (not eq or labels[k] == v):
+            return False
+    return True
 
 
 def _name_match(name: str, pattern: str) -> bool:

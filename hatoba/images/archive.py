@@ -38,6 +38,7 @@ from typing import IO, Any
 from hatoba.errors import InvalidParameter, NotFound
 from hatoba.images import gojson, reference
 from hatoba.images.store import Image, ImageStore, parse_rfc3339
+from hatoba.schema import image as image_schema
 from hatoba.storage.content import InvalidDigest, parse_digest
 from hatoba.storage.layers import LayerError
 from hatoba.storage.snapshots import chain_ids
@@ -573,9 +574,11 @@ def _json(data: bytes, what: str) -> Any:
 
 
 def _config(raw: bytes, what: str) -> dict[str, Any]:
-    cfg = _json(raw, what)
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("rootfs"), dict):
-        raise ArchiveError(f"invalid archive: {what} is not an image config")
+    """The image config as dockerd's image.NewFromJSON accepts it (its messages), normalised."""
+    try:
+        cfg = image_schema.decode_config(raw, check_digests=False)
+    except InvalidParameter as e:
+        raise ArchiveError(e.message) from None
     if cfg.get("os", "linux") != "linux":
         raise ArchiveError(f"invalid archive: os {cfg.get('os')!r} is not supported")
     return cfg

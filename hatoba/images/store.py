@@ -24,6 +24,7 @@ from hatoba.humanize import rfc3339_nano
 from hatoba.images import reference
 from hatoba.images.compression import open_decompressed
 from hatoba.images.distmeta import DistributionMetadata
+from hatoba.schema import image as image_schema
 from hatoba.storage.content import ContentStore
 from hatoba.storage.snapshots import Snapshotter, chain_ids
 
@@ -36,8 +37,16 @@ def rfc3339(ts: float) -> str:
 
 
 def parse_rfc3339(s: str | None) -> float:
-    if not s or s.startswith("0001-01-01"):
+    """Unix seconds of an RFC 3339 time; 0.0 for the zero time and for anything unparsable."""
+    if not s or not isinstance(s, str) or s.startswith("0001-01-01"):
         return 0.0
+    try:
+        return _parse_rfc3339(s)
+    except (ValueError, OverflowError):
+        return 0.0
+
+
+def _parse_rfc3339(s: str) -> float:
     from datetime import datetime
 
     main, _, rest = s.partition(".")
@@ -100,10 +109,10 @@ class ImageStore:
         for doc in db.all("images"):
             try:
                 cfg = json.loads(content.read(doc["id"]))
-            except OSError:
+            except (OSError, ValueError):
                 continue
-            self.images[doc["id"]] = Image(doc["id"], cfg, doc.get("size", 0), doc.get("last_tag_time", _EPOCH_ZERO),
-                                           doc.get("parent", ""))
+            self.images[doc["id"]] = Image(doc["id"], image_schema.sanitize(cfg), doc.get("size", 0),
+                                           doc.get("last_tag_time", _EPOCH_ZERO), doc.get("parent", ""))
         for ref, iid in db.rows("SELECT ref, image_id FROM tags"):
             if iid in self.images:
                 self.tags[ref] = iid
@@ -181,6 +190,7 @@ class ImageStore:
         `raw` is the config exactly as a registry or archive had it (the image id is its digest)."""
         raw = raw if raw is not None else json.dumps(config, separators=(",", ":")).encode()
         iid = "sha256:" + hashlib.sha256(raw).hexdigest()
+        config = image_schema.sanitize(config)  # typed as Go reads it: the views can rely on it
         diff_ids = config.get("rootfs", {}).get("diff_ids") or []
         self.ensure_layers(diff_ids)
         self.content.put_bytes(raw)
@@ -319,10 +329,19 @@ class ImageStore:
 
     def inspect(self, img: Image) -> dict[str, Any]:
         c = img.config
-        dirs = [self.snapshots.layer_path(x) for x in chain_ids(img.diff_ids)]
+        dirs = []
+        try:
+            chains = chain_ids(img.diff_ids)
+        except ValueError:  # a diff id that is not a digest (stored before configs were validated)
+            chains = []
+        for x in chains:
+            try:
+                dirs.append(self.snapshots.layer_path(x))
+            except KeyError:  # a layer missing on disk: inspect still answers
+                continue
         return {
             "Id": img.id, "RepoTags": self.tags_of(img.id), "RepoDigests": self.dist.repo_digests(img.id),
-            "Parent": self.parent_of(img), "Comment": _comment(c), "Created": c.get("created", _EPOCH_ZERO),
+            "Parent": self.parent_of(img), "Comment": _comment(c), "Created": c.get("created") or _EPOCH_ZERO,
             "Container": c.get("container", ""), "ContainerConfig": _config_view(c.get("container_config") or {}),
             "DockerVersion": c.get("docker_version", ""), "Author": c.get("author", ""),
             "Config": _config_view(c.get("config") or {}), "Architecture": c.get("architecture", "amd64"),

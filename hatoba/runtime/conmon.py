@@ -465,6 +465,7 @@ class Runtime:
         persist_dir: str,
         exit_command: list[str] | None = None,
         leave_stdin_open: bool = False,
+        log_driver: str = "k8s-file",
     ) -> Created:
         """Run ``runc create`` under a new conmon; returns the container's init pid and conmon's pid.
 
@@ -490,9 +491,8 @@ class Runtime:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(stale)
         conmon_pidfile = os.path.join(bundle, "conmon.pid")
-        argv = self._shared_args(
-            cid, cid, bundle, os.path.join(bundle, "pidfile"), exit_dir, f"k8s-file:{log_path}"
-        )
+        log_spec = "none" if log_driver == "none" else f"k8s-file:{log_path}"
+        argv = self._shared_args(cid, cid, bundle, os.path.join(bundle, "pidfile"), exit_dir, log_spec)
         argv += ["--persist-dir", persist_dir, "--conmon-pidfile", conmon_pidfile]
         if tty:
             argv.append("-t")

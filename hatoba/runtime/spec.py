@@ -19,8 +19,8 @@ reads. What it reproduces from dockerd 20.10:
   process's current hard limit (or ``hard_rlimits``). By default ``RLIMIT_NOFILE`` is set to
   soft = hard = the daemon's hard limit, which is what a Docker container inherits from dockerd.
 
-Not done here (the engine's job or not supported): ``Init`` (``--init``) is ignored for now — no
-init binary is injected; AppArmor and SELinux labels (no LSM here); user namespaces; ``PATH``,
+Not done here (the engine's job or not supported): ``Init`` (``--init``: the engine mounts the init
+binary and puts it in front of ``args``); AppArmor and SELinux labels (no LSM here); user namespaces; ``PATH``,
 ``HOSTNAME`` and ``TERM`` are expected in ``env`` already (``PATH``/``HOME`` are added only if
 missing). Joining another container's namespaces (``container:<id>`` modes) needs the engine to
 pass the namespace file paths in ``namespace_paths``.

@@ -83,7 +83,16 @@ def resolve_in_root(root: str, path: str, follow_last: bool = True) -> str:
             links += 1
             if links > _MAX_SYMLINKS:
                 raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
-            target = os.readlink(host)
+            try:
+                target = os.readlink(host)
+            except (FileNotFoundError, NotADirectoryError):
+                resolved.append(comp)  # removed since the lstat: resolve it as a missing name
+                continue
+            except OSError as e:
+                if e.errno != errno.EINVAL:
+                    raise
+                resolved.append(comp)  # replaced by a non-link since the lstat (a running container)
+                continue
             if target.startswith("/"):
                 resolved = []
             remaining.extend(reversed(target.split("/")))

@@ -40,6 +40,12 @@ CONTAINER_FLAGS = RESOURCE_FLAGS + [
     Flag("env-file", None, "list", help="Read in a file of environment variables"),
     Flag("expose", None, "list", help="Expose a port or a range of ports"),
     Flag("group-add", None, "list", help="Add additional groups to join"),
+    Flag("health-cmd", None, "str", help="Command to run to check health"),
+    Flag("health-interval", None, "duration", help="Time between running the check (ms|s|m|h) (default 0s)"),
+    Flag("health-retries", None, "int", help="Consecutive failures needed to report unhealthy"),
+    Flag("health-start-period", None, "duration", help="Start period for the container to initialize before "
+         "starting health-retries countdown (ms|s|m|h) (default 0s)"),
+    Flag("health-timeout", None, "duration", help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)"),
     Flag("hostname", "h", "str", help="Container host name"),
     Flag("init", None, "bool", help="Run an init inside the container that forwards signals and reaps processes"),
     Flag("interactive", "i", "bool", help="Keep STDIN open even if not attached"),
@@ -52,6 +58,7 @@ CONTAINER_FLAGS = RESOURCE_FLAGS + [
     Flag("mount", None, "list", help="Attach a filesystem mount to the container"),
     Flag("name", None, "str", help="Assign a name to the container"),
     Flag("network", None, "str", help="Connect a container to a network"),
+    Flag("no-healthcheck", None, "bool", help="Disable any container-specified HEALTHCHECK"),
     Flag("net", None, "str", help="Connect a container to a network", hidden=True),
     Flag("oom-kill-disable", None, "bool", help="Disable OOM Killer"),
     Flag("oom-score-adj", None, "int", help="Tune host's OOM preferences (-1000 to 1000)"),
@@ -188,6 +195,29 @@ def _mount_flag(spec: str) -> dict[str, Any]:
     return m
 
 
+def healthcheck(values: dict) -> dict[str, Any] | None:
+    """`Healthcheck` from --health-* / --no-healthcheck, with the docker CLI's checks and messages
+    (durations in nanoseconds; None when no flag was given, so the image's HEALTHCHECK applies)."""
+    cmd = values.get("health_cmd") or ""
+    ns = {k: round((values.get(k) or 0) * 1e9) for k in ("health_interval", "health_timeout", "health_start_period")}
+    retries = values.get("health_retries") or 0
+    given = bool(cmd) or any(ns.values()) or retries != 0
+    if values.get("no_healthcheck"):
+        if given:
+            raise StatusError(125, "hatoba: --no-healthcheck conflicts with --health-* options.\n"
+                                   "See 'hatoba run --help'.")
+        return {"Test": ["NONE"]}
+    if not given:
+        return None
+    for flag, v in (("interval", ns["health_interval"]), ("timeout", ns["health_timeout"]),
+                    ("retries", retries), ("start-period", ns["health_start_period"])):
+        if v < 0:
+            raise StatusError(125, f"hatoba: --health-{flag} cannot be negative.\nSee 'hatoba run --help'.")
+    hc = {"Test": ["CMD-SHELL", cmd] if cmd else None, "Interval": ns["health_interval"],
+          "Timeout": ns["health_timeout"], "StartPeriod": ns["health_start_period"], "Retries": retries}
+    return {k: v for k, v in hc.items() if v}  # Go's omitempty
+
+
 def build_body(values: dict, args: list[str]) -> dict[str, Any]:
     image, cmd = args[0], args[1:]
     labels: dict[str, str] = {}
@@ -274,6 +304,9 @@ def build_body(values: dict, args: list[str]) -> dict[str, Any]:
         body["StopSignal"] = values["stop_signal"]
     if values.get("stop_timeout") is not None:
         body["StopTimeout"] = values["stop_timeout"]
+    hc = healthcheck(values)
+    if hc is not None:
+        body["Healthcheck"] = hc
     return body
 
 
