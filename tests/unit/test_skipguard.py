@@ -50,6 +50,17 @@ def test_dockerpy_entry_follows_the_harness(tmp_path, monkeypatch) -> None:
     assert len(unexpected(skip)) == 1  # the harness is there: its tests must run
 
 
+def test_swagger_entry_follows_the_reference(monkeypatch, tmp_path) -> None:
+    skip = [Skip("t", "the swagger (../shared/reference) is not here")]
+    (tmp_path / "checkout").mkdir()
+    monkeypatch.setattr(skipguard, "REPO", str(tmp_path / "checkout"))
+    assert skipguard.swagger_absent() and unexpected(skip) == []
+    ref = tmp_path / "shared" / "reference" / "engine-api"
+    ref.mkdir(parents=True)
+    (ref / "swagger-v1.41.yaml").write_text("swagger: '2.0'\n")
+    assert not skipguard.swagger_absent() and len(unexpected(skip)) == 1
+
+
 def test_host_requirements_name_what_is_missing(monkeypatch) -> None:
     monkeypatch.setenv("HATOBA_TEST_DOCKER", "/nonexistent/docker")
     problems = skipguard.missing_host_requirements()
