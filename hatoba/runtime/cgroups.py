@@ -10,6 +10,13 @@ On a unified cgroup v2 host (``/sys/fs/cgroup/cgroup.controllers`` exists) there
 ``read_stats`` returns the parts of Docker's stats JSON that come from cgroups, in dockerd 20.10's
 shape: ``memory_stats``, ``cpu_stats``, ``pids_stats``, ``blkio_stats``. The engine adds ``read``,
 ``preread``, ``precpu_stats``, ``name``, ``id``, ``networks``, ``num_procs`` and ``storage_stats``.
+On cgroup v2 that shape is dockerd 20.10's ``statsV2`` (through containerd/cgroups v1.0's v2
+manager): ``memory_stats.stats`` holds a fixed set of 31 ``memory.stat`` keys (0 when the kernel does
+not have one), ``failcnt`` is ``memory.events``' ``oom`` count, there is no ``max_usage`` and no
+``percpu_usage``, an unlimited ``pids.max`` reads as 2**64-1, and only
+``io_service_bytes_recursive`` is filled (``read``/``write`` per device from ``io.stat``).
+The v2 paths are unit-tested on trees recorded from a real cgroup2 mount and written in the kernel
+documentation's formats (tests/unit/data/cgroup-v2/).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from typing import Any
 __all__ = [
     "CGROUP_ROOT",
     "is_unified",
+    "available_controllers",
+    "swap_limit_supported",
     "cgroup_v1_paths",
     "cgroup_dirs",
     "read_stats",
@@ -36,6 +45,8 @@ __all__ = [
 ]
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+MOUNTINFO = "/proc/self/mountinfo"
+_MAX_UINT64 = (1 << 64) - 1
 _V1_CONTROLLERS = (
     "cpuset",
     "cpu",
@@ -90,6 +101,40 @@ _V1_MEMORY_TOTAL_KEYS = (
     "total_active_file",
     "total_unevictable",
 )
+# The memory.stat keys dockerd 20.10 reports on cgroup v2 (containerd/cgroups v1.0 v2 MemoryStat).
+_V2_MEMORY_KEYS = (
+    "anon",
+    "file",
+    "kernel_stack",
+    "slab",
+    "sock",
+    "shmem",
+    "file_mapped",
+    "file_dirty",
+    "file_writeback",
+    "anon_thp",
+    "inactive_anon",
+    "active_anon",
+    "inactive_file",
+    "active_file",
+    "unevictable",
+    "slab_reclaimable",
+    "slab_unreclaimable",
+    "pgfault",
+    "pgmajfault",
+    "workingset_refault",
+    "workingset_activate",
+    "workingset_nodereclaim",
+    "pgrefill",
+    "pgscan",
+    "pgsteal",
+    "pgactivate",
+    "pgdeactivate",
+    "pglazyfree",
+    "pglazyfreed",
+    "thp_fault_alloc",
+    "thp_collapse_alloc",
+)
 _BLKIO_KEYS = (
     "io_service_bytes_recursive",
     "io_serviced_recursive",
@@ -110,11 +155,29 @@ def is_unified(root: str | None = None) -> bool:
     return os.path.exists(os.path.join(root or CGROUP_ROOT, "cgroup.controllers"))
 
 
+def available_controllers() -> set[str]:
+    """Controllers the host offers: on cgroup v2 the root's ``cgroup.controllers``; on a v1 or hybrid
+    host the mounted v1 controllers."""
+    if is_unified():
+        return set((_read(os.path.join(CGROUP_ROOT, "cgroup.controllers")) or "").split())
+    return {c for _mp, ctrls in _mountinfo_hierarchies() for c in ctrls if c and not c.startswith("name=")}
+
+
+def swap_limit_supported() -> bool:
+    """Can memory+swap limits be set (dockerd's ``SwapLimit``)? On cgroup v2 when the memory controller
+    is available (dockerd 20.10 assumes swap accounting there); on v1 when the memory hierarchy has
+    ``memory.memsw.limit_in_bytes`` (swap accounting enabled)."""
+    if is_unified():
+        return "memory" in available_controllers()
+    d = cgroup_v1_paths("/").get("memory")
+    return d is not None and os.path.exists(os.path.join(d, "memory.memsw.limit_in_bytes"))
+
+
 def _mountinfo_hierarchies() -> list[tuple[str, list[str]]]:
     """[(mountpoint, [controllers or 'name=x' or '' for cgroup2])] from /proc/self/mountinfo."""
     out: list[tuple[str, list[str]]] = []
     try:
-        with open("/proc/self/mountinfo") as f:
+        with open(MOUNTINFO) as f:
             lines = f.readlines()
     except OSError:
         return out
@@ -366,21 +429,26 @@ def _pids_stats(d: str | None, pids: list | None, unified: bool) -> dict[str, An
 # --------------------------------------------------------------------------- stats v2
 
 
-def _read_stats_v2(d: str, pids: list | None) -> dict[str, Any]:
+def _memory_v2(d: str) -> dict[str, Any]:
+    usage = _read_int(os.path.join(d, "memory.current"))
+    if usage is None:  # no memory controller in this cgroup
+        return {}
     raw = _read_kv(os.path.join(d, "memory.stat"))
-    limit = _read_int(os.path.join(d, "memory.max")) or 0
+    limit = _read_int(os.path.join(d, "memory.max")) or 0  # "max" reads as None: no limit
     mm = machine_memory()
     if mm and (limit == 0 or limit > mm):
         limit = mm
-    memory: dict[str, Any] = {}
-    if os.path.exists(os.path.join(d, "memory.current")):
-        memory = {
-            "usage": _read_int(os.path.join(d, "memory.current")) or 0,
-            "stats": raw,
-            "limit": limit,
-        }
-    cst = _read_kv(os.path.join(d, "cpu.stat"))
-    cpu = {
+    out: dict[str, Any] = {"usage": usage, "stats": {k: raw.get(k, 0) for k in sorted(_V2_MEMORY_KEYS)}}
+    oom = _read_kv(os.path.join(d, "memory.events")).get("oom", 0)
+    if oom:  # dockerd: Failcnt = memory.events "oom" (omitempty)
+        out["failcnt"] = oom
+    out["limit"] = limit
+    return out
+
+
+def _cpu_v2(d: str) -> dict[str, Any]:
+    cst = _read_kv(os.path.join(d, "cpu.stat"))  # without the cpu controller only the usage keys exist
+    return {
         "cpu_usage": {
             "total_usage": cst.get("usage_usec", 0) * 1000,
             "usage_in_kernelmode": cst.get("system_usec", 0) * 1000,
@@ -394,25 +462,52 @@ def _read_stats_v2(d: str, pids: list | None) -> dict[str, Any]:
             "throttled_time": cst.get("throttled_usec", 0) * 1000,
         },
     }
+
+
+def _pids_v2(d: str, pids: list | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    cur = _read_int(os.path.join(d, "pids.current"))
+    if cur is None and pids is not None:
+        cur = len(pids)
+    if cur:
+        out["current"] = cur
+    lim = _read(os.path.join(d, "pids.max"))
+    if lim is not None:
+        lim = lim.strip()
+        value = _MAX_UINT64 if lim == "max" else (int(lim) if lim.isdigit() else 0)
+        if value:
+            out["limit"] = value
+    return out
+
+
+def _blkio_v2(d: str) -> dict[str, Any]:
+    """io.stat's ``<maj>:<min> rbytes=… wbytes=… rios=… …`` lines as read/write byte entries."""
     blk: dict[str, Any] = {k: None for k in _BLKIO_KEYS}
-    io = _read(os.path.join(d, "io.stat"))
-    if io is not None:
-        entries = []
-        for line in io.splitlines():
-            parts = line.split()
-            if not parts or ":" not in parts[0]:
-                continue
-            maj, _, mnr = parts[0].partition(":")
-            kv = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
-            for key, op in (("rbytes", "read"), ("wbytes", "write")):
-                if key in kv:
-                    entries.append({"major": int(maj), "minor": int(mnr), "op": op, "value": int(kv[key])})
-        blk["io_service_bytes_recursive"] = entries
+    entries = []
+    for line in (_read(os.path.join(d, "io.stat")) or "").splitlines():
+        parts = line.split()
+        if not parts or ":" not in parts[0]:
+            continue
+        maj, _, mnr = parts[0].partition(":")
+        if not (maj.isdigit() and mnr.isdigit()):
+            continue
+        kv = {}
+        for p in parts[1:]:
+            k, _, v = p.partition("=")
+            if v.isdigit():
+                kv[k] = int(v)
+        for key, op in (("rbytes", "read"), ("wbytes", "write")):
+            entries.append({"major": int(maj), "minor": int(mnr), "op": op, "value": kv.get(key, 0)})
+    blk["io_service_bytes_recursive"] = entries or None  # Go's nil slice: null
+    return blk
+
+
+def _read_stats_v2(d: str, pids: list | None) -> dict[str, Any]:
     return {
-        "memory_stats": memory,
-        "cpu_stats": cpu,
-        "pids_stats": _pids_stats(d, pids, True),
-        "blkio_stats": blk,
+        "memory_stats": _memory_v2(d),
+        "cpu_stats": _cpu_v2(d),
+        "pids_stats": _pids_v2(d, pids),
+        "blkio_stats": _blkio_v2(d),
     }
 
 
@@ -452,8 +547,34 @@ def cgroup_exists(cgroups_path: str) -> bool:
     return any(os.path.isdir(d) for d in cgroup_dirs(cgroups_path))
 
 
+def _child_cgroups(d: str) -> list[str]:
+    """Sub-cgroups below ``d``, deepest first (a container may have made its own, e.g. with a
+    private cgroup namespace)."""
+    out: list[str] = []
+    for top, _dirs, _files in os.walk(d, topdown=False):
+        if top != d:
+            out.append(top)
+    return out
+
+
+def _rmdir(d: str, retries: int, delay: float) -> bool:
+    for attempt in range(retries + 1):
+        try:
+            os.rmdir(d)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError as e:
+            if e.errno == errno.EBUSY and attempt < retries:
+                time.sleep(delay)
+                continue
+            return e.errno in (errno.ENOENT, errno.ENOTDIR)
+    return False
+
+
 def remove_cgroup(cgroups_path: str, retries: int = 10, delay: float = 0.01) -> bool:
-    """rmdir the cgroup's leaf directory in every hierarchy; missing ones are fine.
+    """rmdir the cgroup's directory, and any sub-cgroups below it first, in every hierarchy;
+    missing ones are fine.
 
     Retries briefly on EBUSY (a just-exited task can linger). Returns True when every directory is
     gone; False if some are still busy (processes left inside). Refuses the cgroup root itself.
@@ -462,20 +583,11 @@ def remove_cgroup(cgroups_path: str, retries: int = 10, delay: float = 0.01) -> 
         raise ValueError("refusing to remove the root cgroup")
     ok = True
     for d in cgroup_dirs(cgroups_path):
-        for attempt in range(retries + 1):
-            try:
-                os.rmdir(d)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as e:
-                if e.errno == errno.EBUSY and attempt < retries:
-                    time.sleep(delay)
-                    continue
-                if e.errno in (errno.ENOENT, errno.ENOTDIR):
-                    break
-                ok = False
-                break
+        if not os.path.isdir(d):
+            continue
+        for child in _child_cgroups(d):
+            ok = _rmdir(child, retries, delay) and ok
+        ok = _rmdir(d, retries, delay) and ok
     return ok
 
 

@@ -172,8 +172,7 @@ def test_stored_odd_configs_do_not_break_the_views(daemon) -> None:
     blobs = os.path.join(daemon.data_root, "content", "blobs", "sha256")
     ids = []
     log0 = _log_size(daemon)
-    daemon.stop()
-    try:
+    with daemon.down("term"):
         db = sqlite3.connect(os.path.join(daemon.data_root, "hatoba.db"))
         with db:
             for i, cfg in enumerate(odd):
@@ -186,8 +185,6 @@ def test_stored_odd_configs_do_not_break_the_views(daemon) -> None:
                 db.execute("INSERT OR REPLACE INTO images (id, doc) VALUES (?,?)",
                            (iid, json.dumps({"id": iid, "size": 0})))
         db.close()
-    finally:
-        daemon.start()
     try:
         listed = {i["Id"] for i in daemon.api("GET", "/images/json?all=1")[1]}  # type: ignore[union-attr]
         assert set(ids) <= listed

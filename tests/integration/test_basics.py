@@ -306,8 +306,7 @@ def test_bootstrap_missing_images_config(daemon):
     with open(cfg, "w") as f:
         json.dump({"bootstrap-missing-images": True}, f)
     try:
-        daemon.stop()
-        daemon.start()
+        daemon.restart()
         assert daemon.hatoba("rmi", "hello-world").returncode == 0
         p = daemon.hatoba("run", "--rm", "hello-world")
         assert p.returncode == 0, p.stderr
@@ -315,7 +314,6 @@ def test_bootstrap_missing_images_config(daemon):
         assert b"Hello from hatoba!" in p.stdout
     finally:
         os.unlink(cfg)
-        daemon.stop()
-        daemon.start()
+        daemon.restart()
         if daemon.hatoba("image", "inspect", "hello-world").returncode != 0:
             daemon.hatoba("image", "bootstrap", "hello-world", check=True)

@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 
-import pytest
 from conftest import Daemon
 
 HERE = os.path.dirname(__file__)
@@ -31,7 +30,6 @@ ST = os.path.join(os.path.dirname(sys.executable), "st")
 EXCLUDE = (r"^/(swarm|services|nodes|secrets|configs|plugins|tasks|session|build|distribution|auth$|images/search$"
            r"|images/create$|images/\{name\}/push$|images/load$|containers/\{id\}/attach|containers/\{id\}/wait$)")
 
-pytestmark = pytest.mark.skipif(not os.path.exists(ST), reason="schemathesis is not installed")
 
 
 def _free_port() -> int:

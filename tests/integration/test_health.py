@@ -427,11 +427,7 @@ def test_health_survives_a_daemon_restart(daemon, how):
                                              "Retries": 2})
     try:
         _wait_status(daemon, cid, "unhealthy")
-        if how == "kill9":
-            daemon.kill9()
-        else:
-            daemon.stop()
-        daemon.start()
+        daemon.restart("kill9" if how == "kill9" else "term")
         h = _health(daemon, cid)
         assert h["Status"] == "unhealthy"  # resumed, not reset
         n = h["FailingStreak"]

@@ -77,18 +77,12 @@ def _ticks(daemon: Daemon, name: str) -> list[tuple[float, int]]:
 def _restart_daemon(daemon: Daemon, how: str, during_downtime=None) -> tuple[float, float]:
     """Take hatobad down (kill -9 or SIGTERM), run `during_downtime`, bring it back.
     Returns (time it went down, time the new daemon started coming up)."""
-    if how == "kill9":
-        daemon.kill9()
-    else:
-        daemon.stop()
-        assert daemon.proc is not None and daemon.proc.returncode == 0, daemon.log_tail()
-    down = time.time()
-    assert not daemon.ping()
-    if during_downtime:
-        during_downtime()
-    up = time.time()
-    daemon.start()
-    return down, up
+    def downtime() -> None:
+        assert not daemon.ping()
+        if during_downtime:
+            during_downtime()
+
+    return daemon.restart("kill9" if how == "kill9" else "term", downtime)
 
 
 def _rm(daemon: Daemon, *names: str) -> None:
@@ -361,12 +355,10 @@ def test_pidfile(daemon):
                         "--config-file", "/nonexistent"], capture_output=True, timeout=30)
     assert p.returncode != 0 and b"pid file found" in p.stderr, p
     assert daemon.ping()
-    daemon.kill9()
     other = subprocess.Popen(["tail", "-f", os.path.join(daemon.root, "hatobad.log")], stdout=subprocess.DEVNULL)
     try:
-        with open(daemon.pidfile, "w") as f:
+        with daemon.down("kill9"), open(daemon.pidfile, "w") as f:
             f.write(str(other.pid))
-        daemon.start()
     finally:
         other.kill()
         other.wait()

@@ -15,8 +15,8 @@ import time
 import uuid
 
 import pytest
+from conftest import DOCKER
 
-DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 HATOBA = os.path.join(os.path.dirname(sys.executable), "hatoba")
 SKOPEO = shutil.which("skopeo")
 LONG_ID = re.compile(r"sha256:[0-9a-f]{64}")

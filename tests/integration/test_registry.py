@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from conftest import DOCKER
 
 REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 SKOPEO = shutil.which("skopeo") or "/usr/bin/skopeo"
@@ -43,7 +44,6 @@ if not all(os.path.exists(p) for p in (REGISTRY, SKOPEO, HTPASSWD, OPENSSL)):
 
 USER, PASSWORD = "hatoba", "s3cret"
 HATOBA = os.path.join(os.path.dirname(sys.executable), "hatoba")
-DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
 
 def _free_port() -> int:
@@ -702,15 +702,14 @@ def test_kill9_during_pull_leaves_consistent_store(daemon, plain):  # type: igno
         assert proxy.blob_bytes >= 1_000_000, "the pull did not start downloading"
         ingest = os.path.join(daemon.data_root, "content", "ingest")
         assert os.listdir(ingest), "a partial download should be in flight"
-        daemon.kill9()
-        puller.wait(30)
-        assert puller.returncode != 0
+        with daemon.down("kill9"):
+            puller.wait(30)
+            assert puller.returncode != 0
     finally:
         if puller.poll() is None:
             puller.kill()
             puller.wait()
         proxy.stop()
-    daemon.start()
     assert os.listdir(os.path.join(daemon.data_root, "content", "ingest")) == []
     assert os.listdir(os.path.join(daemon.data_root, "overlay", "tmp")) == []
     tags = {t for i in daemon.api("GET", "/images/json")[1] for t in (i.get("RepoTags") or [])}
@@ -903,8 +902,7 @@ def test_registry_mirror_for_docker_hub(daemon, plain, bb):  # type: ignore[no-u
     assert not os.path.exists(cfg)
     with open(cfg, "w") as f:
         json.dump({"registry-mirrors": [f"http://{plain.host}"], "max-concurrent-downloads": 2}, f)
-    daemon.stop()
-    daemon.start()
+    daemon.restart()
     try:
         p = daemon.hatoba("pull", "mirrored:1", check=True)
         out = p.stdout.decode().splitlines()
@@ -916,5 +914,4 @@ def test_registry_mirror_for_docker_hub(daemon, plain, bb):  # type: ignore[no-u
     finally:
         _rmi(daemon, "mirrored:1")
         os.unlink(cfg)
-        daemon.stop()
-        daemon.start()
+        daemon.restart()

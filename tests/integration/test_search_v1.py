@@ -92,19 +92,24 @@ def test_search_v1_api(daemon, stub):
     assert p.stdout.decode().splitlines() == ["library/redis"]
 
 
-def test_search_v1_docker_cli(daemon, stub):
-    import shutil
-
-    from conftest import DOCKER
-
-    if not shutil.which(DOCKER):
-        pytest.skip("no docker CLI")
+def test_search_v1_docker_cli(daemon, stub, docker_cli):
+    """The docker CLI shows hatobad's search results as it shows dockerd's (docker 20.10 sorts them by
+    stars, 28 keeps the daemon's order, as the hatoba CLI does)."""
     fmt = "{{.Name}}:{{.StarCount}}:{{.IsOfficial}}"
-    p = daemon.docker("search", "--format", fmt, f"127.0.0.1:{stub.port}/redis")
+    term = f"127.0.0.1:{stub.port}/redis"
+    p = daemon.docker("search", "--format", fmt, term)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.decode().splitlines() == ["library/redis:12:[OK]", "someone/redis-tools:2:",
-                                              "other/redisish:5:"]
-    mine = daemon.hatoba("search", "--format", fmt, f"127.0.0.1:{stub.port}/redis")
-    assert mine.stdout == p.stdout
-    assert daemon.hatoba("search", f"127.0.0.1:{stub.port}/redis").stdout == \
-        daemon.docker("search", f"127.0.0.1:{stub.port}/redis").stdout
+    assert p.stdout == docker_cli.expect("search", "--format", fmt, term, status=200, body=RESULTS).stdout
+    assert sorted(p.stdout.decode().splitlines()) == sorted(["library/redis:12:[OK]", "someone/redis-tools:2:",
+                                                            "other/redisish:5:"])
+    mine = daemon.hatoba("search", "--format", fmt, term)
+    assert mine.stdout.decode().splitlines() == ["library/redis:12:[OK]", "someone/redis-tools:2:",
+                                                 "other/redisish:5:"]
+    table = daemon.docker("search", term).stdout.decode().splitlines()
+    assert table == docker_cli.expect("search", term, status=200, body=RESULTS).stdout.decode().splitlines()
+    mine_table = daemon.hatoba("search", term).stdout.decode().splitlines()
+    if table[0] == mine_table[0]:  # docker 20.10 has an AUTOMATED column more
+        if [ln.split(":")[0] for ln in p.stdout.decode().splitlines()] == [r["name"] for r in RESULTS]:
+            assert mine_table == table  # a CLI that keeps the daemon's order prints what hatoba prints
+        else:
+            assert sorted(mine_table[1:]) == sorted(table[1:])

@@ -1,4 +1,6 @@
-"""Unit tests of hatoba.runtime.cgroups: fake v1/v2 trees, plus one real cgroup v1 round trip.
+"""Unit tests of hatoba.runtime.cgroups: fake v1 trees, cgroup v2 trees recorded from a real cgroup2
+mount or written in the kernel documentation's formats (data/cgroup-v2/README.md), plus one real
+cgroup v1 round trip.
 
 The real test creates ``/hatoba-unittest-<rand>`` in the pids, cpu, cpuacct, memory and blkio
 hierarchies, moves a ``sleep`` child into pids/cpu/cpuacct only, and always removes everything.
@@ -7,6 +9,7 @@ hierarchies, moves a ``sleep`` child into pids/cpu/cpuacct only, and always remo
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import uuid
 
@@ -157,50 +160,179 @@ def test_exists_and_remove_v1(fake_v1) -> None:
         cgroups.remove_cgroup("/")
 
 
+# --------------------------------------------------------------------------- cgroup v2 (recorded trees)
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "cgroup-v2")
+REC_ID = "3f0c1b9e2d4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4e5d6c7b8a9f0e"  # recorded/: no controllers
+RUN_ID = "1d7f5e3c9b2a4e6f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7"  # documented/: no limits
+OOM_ID = "2e8a6f4d0c3b5f7a91a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708"  # documented/: limits, OOM
+DOCKERD_V2_MEMORY_KEYS = {  # dockerd 20.10's statsV2 map (containerd/cgroups v1.0 v2.MemoryStat)
+    "anon", "file", "kernel_stack", "slab", "sock", "shmem", "file_mapped", "file_dirty", "file_writeback",
+    "anon_thp", "inactive_anon", "active_anon", "inactive_file", "active_file", "unevictable",
+    "slab_reclaimable", "slab_unreclaimable", "pgfault", "pgmajfault", "workingset_refault",
+    "workingset_activate", "workingset_nodereclaim", "pgrefill", "pgscan", "pgsteal", "pgactivate",
+    "pgdeactivate", "pglazyfree", "pglazyfreed", "thp_fault_alloc", "thp_collapse_alloc",
+}
+
+
+def _mountinfo(tmp_path, name: str, root) -> str:
+    """A copy of a recorded mountinfo with /sys/fs/cgroup moved to ``root``."""
+    with open(os.path.join(DATA, name)) as f:
+        text = f.read().replace(" /sys/fs/cgroup", " " + str(root))
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
 @pytest.fixture
-def fake_v2(tmp_path, monkeypatch):
-    root = tmp_path / "cgroup2"
-    write(root / "cgroup.controllers", "cpu io memory pids\n")
-    d = root / "hatoba" / "c1"
-    write(d / "memory.current", "1048576\n")
-    write(d / "memory.max", "max\n")
-    write(d / "memory.stat", "anon 4096\nfile 8192\n")
-    write(d / "memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n")
-    write(
-        d / "cpu.stat",
-        "usage_usec 100\nuser_usec 60\nsystem_usec 40\nnr_periods 5\nnr_throttled 1\nthrottled_usec 7\n",
-    )
-    write(d / "pids.current", "3\n")
-    write(d / "pids.max", "100\n")
-    write(d / "io.stat", "8:0 rbytes=4096 wbytes=512 rios=1 wios=1 dbytes=0 dios=0\n")
+def v2_host(tmp_path, monkeypatch):
+    """A cgroup v2 host: documented/ as /sys/fs/cgroup, with recorded/'s container cgroup added."""
+    root = tmp_path / "cgroup"
+    shutil.copytree(os.path.join(DATA, "documented"), root)
+    shutil.copytree(os.path.join(DATA, "recorded", "hatoba", REC_ID), root / "hatoba" / REC_ID)
     monkeypatch.setattr(cgroups, "CGROUP_ROOT", str(root))
+    monkeypatch.setattr(cgroups, "MOUNTINFO", _mountinfo(tmp_path, "mountinfo-v2", root))
     return root
 
 
-def test_read_stats_v2(fake_v2) -> None:
+@pytest.fixture
+def hybrid_host(tmp_path, monkeypatch):
+    """This machine's layout: v1 hierarchies plus recorded/ as the unified hierarchy."""
+    root = tmp_path / "cgroup"
+    shutil.copytree(os.path.join(DATA, "recorded"), root / "unified")
+    for ctrl in ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd"):
+        (root / ctrl).mkdir()
+    monkeypatch.setattr(cgroups, "CGROUP_ROOT", str(root))
+    monkeypatch.setattr(cgroups, "MOUNTINFO", _mountinfo(tmp_path, "mountinfo-hybrid", root))
+    return root
+
+
+def test_v2_mountinfo_and_paths(v2_host) -> None:
     assert cgroups.is_unified()
-    s = cgroups.read_stats("/hatoba/c1")
-    assert s["memory_stats"] == {
-        "usage": 1048576,
-        "stats": {"anon": 4096, "file": 8192},
-        "limit": cgroups.machine_memory(),
-    }
-    assert s["cpu_stats"]["cpu_usage"] == {
-        "total_usage": 100000,
-        "usage_in_kernelmode": 40000,
-        "usage_in_usermode": 60000,
-    }
-    assert s["cpu_stats"]["throttling_data"] == {"periods": 5, "throttled_periods": 1, "throttled_time": 7000}
-    assert s["pids_stats"] == {"current": 3, "limit": 100}
+    assert cgroups._mountinfo_hierarchies() == [(str(v2_host), [""])]
+    assert cgroups.cgroup_v1_paths(f"/hatoba/{RUN_ID}") == {"unified": str(v2_host / "hatoba" / RUN_ID)}
+    assert cgroups.cgroup_dirs(f"/hatoba/{RUN_ID}") == [str(v2_host / "hatoba" / RUN_ID)]
+    assert cgroups.cgroup_exists(f"/hatoba/{RUN_ID}")
+    assert not cgroups.cgroup_exists("/hatoba/gone")
+
+
+def test_hybrid_mountinfo_and_unified_dir(hybrid_host) -> None:
+    """On this machine's layout the container's cgroup also exists in the unified hierarchy (runc
+    makes it there): it counts for cgroup_exists and is removed with the v1 ones."""
+    assert not cgroups.is_unified()
+    hier = dict(cgroups._mountinfo_hierarchies())
+    assert hier[str(hybrid_host / "unified")] == [""]
+    assert hier[str(hybrid_host / "systemd")] == ["name=systemd"]
+    assert hier[str(hybrid_host / "memory")] == ["memory"]
+    assert len(hier) == 10
+    rel = f"/hatoba/{REC_ID}"
+    paths = cgroups.cgroup_v1_paths(rel)
+    assert paths["unified"] == str(hybrid_host / "unified" / "hatoba" / REC_ID)
+    assert paths["cpu"] == str(hybrid_host / "cpu" / "hatoba" / REC_ID) != paths["cpuacct"]
+    assert len(cgroups.cgroup_dirs(rel)) == 10
+    assert cgroups.cgroup_exists(rel)  # only the unified one exists
+    # stats come from the v1 hierarchies (none here: the controllers are not on the unified one)
+    s = cgroups.read_stats(rel, pids=[1])
+    assert s["memory_stats"] == {} and s["pids_stats"] == {"current": 1}
+    assert s["cpu_stats"]["cpu_usage"]["total_usage"] == 0
+    assert not cgroups.oom_killed(rel)
+
+
+def test_controllers_and_swap_limit(v2_host) -> None:
+    assert cgroups.available_controllers() == {"cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"}
+    assert cgroups.swap_limit_supported()
+    (v2_host / "cgroup.controllers").write_text("cpuset cpu io pids\n")  # no memory controller
+    assert not cgroups.swap_limit_supported()
+
+
+def test_controllers_and_swap_limit_hybrid(hybrid_host) -> None:
+    assert cgroups.available_controllers() == {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer",
+                                               "blkio", "pids"}
+    assert not cgroups.swap_limit_supported()  # no memory.memsw.* without swap accounting
+    (hybrid_host / "memory" / "memory.memsw.limit_in_bytes").write_text("9223372036854771712\n")
+    assert cgroups.swap_limit_supported()
+
+
+def test_read_stats_v2_running(v2_host) -> None:
+    s = cgroups.read_stats(f"/hatoba/{RUN_ID}")
+    mem = s["memory_stats"]
+    assert list(mem) == ["usage", "stats", "limit"]  # dockerd's field order, no max_usage, no failcnt
+    assert mem["usage"] == 1015808
+    assert mem["limit"] == cgroups.machine_memory()  # memory.max "max"
+    assert set(mem["stats"]) == DOCKERD_V2_MEMORY_KEYS and list(mem["stats"]) == sorted(mem["stats"])
+    assert {k: mem["stats"][k] for k in ("anon", "file", "active_anon", "inactive_file", "slab", "pgfault")} == {
+        "anon": 196608, "file": 462848, "active_anon": 196608, "inactive_file": 462848, "slab": 141904,
+        "pgfault": 1163}
+    # keys the kernel renamed (workingset_refault → _anon/_file) read as 0, as in dockerd; new keys are not shown
+    assert mem["stats"]["workingset_refault"] == 0 and "kernel" not in mem["stats"]
+    cpu = s["cpu_stats"]
+    assert cpu["cpu_usage"] == {"total_usage": 21357000, "usage_in_kernelmode": 17395000,
+                                "usage_in_usermode": 3962000}  # no percpu_usage on v2
+    assert cpu["throttling_data"] == {"periods": 0, "throttled_periods": 0, "throttled_time": 0}
+    assert cpu["online_cpus"] >= 1 and cpu["system_cpu_usage"] > 0
+    assert s["pids_stats"] == {"current": 1, "limit": 2**64 - 1}  # "max", as dockerd 20.10 reports it
+    assert s["blkio_stats"] == {
+        "io_service_bytes_recursive": [{"major": 254, "minor": 0, "op": "read", "value": 1187840},
+                                       {"major": 254, "minor": 0, "op": "write", "value": 0}],
+        "io_serviced_recursive": None, "io_queue_recursive": None, "io_service_time_recursive": None,
+        "io_wait_time_recursive": None, "io_merged_recursive": None, "io_time_recursive": None,
+        "sectors_recursive": None}
+    assert not cgroups.oom_killed(f"/hatoba/{RUN_ID}")
+
+
+def test_read_stats_v2_limits_and_oom(v2_host) -> None:
+    s = cgroups.read_stats(f"/hatoba/{OOM_ID}")
+    mem = s["memory_stats"]
+    assert list(mem) == ["usage", "stats", "failcnt", "limit"]
+    assert (mem["usage"], mem["failcnt"], mem["limit"]) == (67063808, 1, 67108864)
+    assert mem["stats"]["anon"] == 66203648 and mem["stats"]["pgmajfault"] == 4
+    assert s["cpu_stats"]["throttling_data"] == {"periods": 40, "throttled_periods": 12,
+                                                 "throttled_time": 250316000}
+    assert s["pids_stats"] == {"current": 4, "limit": 100}
     assert s["blkio_stats"]["io_service_bytes_recursive"] == [
-        {"major": 8, "minor": 0, "op": "read", "value": 4096},
-        {"major": 8, "minor": 0, "op": "write", "value": 512},
+        {"major": 8, "minor": 16, "op": "read", "value": 1459200},
+        {"major": 8, "minor": 16, "op": "write", "value": 314773504},
+        {"major": 8, "minor": 0, "op": "read", "value": 90430464},
+        {"major": 8, "minor": 0, "op": "write", "value": 299008000},
     ]
-    assert not cgroups.oom_killed("/hatoba/c1")
-    write(fake_v2 / "hatoba" / "c1" / "memory.events", "oom 1\noom_kill 1\n")
-    assert cgroups.oom_killed("/hatoba/c1")
-    assert cgroups.cgroup_dirs("/hatoba/c1") == [str(fake_v2 / "hatoba" / "c1")]
-    assert cgroups.cgroup_exists("/hatoba/c1")
+    assert cgroups.oom_killed(f"/hatoba/{OOM_ID}")
+
+
+def test_read_stats_v2_without_controllers(v2_host) -> None:
+    """The recorded cgroup (no controller enabled): cpu.stat has only the usage keys, nothing else."""
+    s = cgroups.read_stats(f"/hatoba/{REC_ID}", pids=[7, 8])
+    assert s["memory_stats"] == {}
+    assert s["cpu_stats"]["cpu_usage"] == {"total_usage": 384942000, "usage_in_kernelmode": 0,
+                                           "usage_in_usermode": 384942000}
+    assert s["cpu_stats"]["throttling_data"] == {"periods": 0, "throttled_periods": 0, "throttled_time": 0}
+    assert s["pids_stats"] == {"current": 2}  # from the caller's pid list
+    assert cgroups.read_stats(f"/hatoba/{REC_ID}")["pids_stats"] == {}
+    assert set(s["blkio_stats"].values()) == {None}
+    assert not cgroups.oom_killed(f"/hatoba/{REC_ID}")  # no memory.events
+
+
+def test_read_stats_v2_missing_cgroup(v2_host) -> None:
+    s = cgroups.read_stats("/hatoba/gone", pids=[1])
+    assert s["memory_stats"] == {} and s["pids_stats"] == {"current": 1}
+    assert s["cpu_stats"]["cpu_usage"]["total_usage"] == 0
+    assert not cgroups.oom_killed("/hatoba/gone")
+
+
+def test_remove_v2_with_sub_cgroups(v2_host) -> None:
+    """A container's own sub-cgroups (cgroupns=private, the v2 default) are removed first; a cgroup
+    that cannot be removed (here: a regular file keeps it non-empty, as a process would) is reported."""
+    leaf = v2_host / "hatoba" / "c3"
+    (leaf / "init.scope").mkdir(parents=True)
+    (leaf / "system.slice" / "a.service").mkdir(parents=True)
+    assert cgroups.remove_cgroup("/hatoba/c3")
+    assert not leaf.exists() and (v2_host / "hatoba").is_dir()
+    (leaf / "busy").mkdir(parents=True)
+    (leaf / "busy" / "cgroup.procs").write_text("1\n")
+    assert not cgroups.remove_cgroup("/hatoba/c3", retries=0)
+    assert (leaf / "busy").is_dir()
+    assert cgroups.remove_cgroup("/hatoba/gone")
+    with pytest.raises(ValueError):
+        cgroups.remove_cgroup("/")
 
 
 def test_system_cpu_usage_matches_proc_stat() -> None:
