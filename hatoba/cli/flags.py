@@ -10,8 +10,7 @@ Deliberately stdlib-only and import-cheap: :class:`Flag` is a slotted class with
 ``repr`` and equality as the equivalent ``@dataclass`` (``dataclasses`` costs ~14 ms to import).
 """
 
-import os
-from collections.abc import Iterable
+from __future__ import annotations
 
 from hatoba.cli.units import (
     bytes_size,
@@ -22,6 +21,10 @@ from hatoba.cli.units import (
     parse_go_float,
     parse_ram,
 )
+
+TYPE_CHECKING = False  # annotations only: keep `typing`/`collections` out of the CLI's start-up
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["KINDS", "Flag", "FlagError", "FlagSet", "HelpRequested", "flag_usages", "usage"]
 
@@ -442,6 +445,8 @@ def _wrap(indent: int, cols: int, s: str) -> str:
 
 def _terminal_width() -> int:
     try:
+        import os
+
         return os.get_terminal_size(0).columns or 80
     except OSError:
         return 80

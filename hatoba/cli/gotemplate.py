@@ -2367,20 +2367,5 @@ def render(text: str, data: Any) -> str:
     return tmpl.execute(data)
 
 
-def split_table(fmt: str) -> tuple[bool, str]:
-    """Docker's format pre-processing.
-
-    Returns (is_table, template): a leading ``table`` is stripped (docker
-    tests with a plain prefix match), a bare ``json`` becomes ``{{json .}}``,
-    surrounding spaces are trimmed, and the two-character sequences ``\\t``
-    and ``\\n`` become a tab and a newline.
-    """
-    is_table = fmt.startswith("table")
-    if is_table:
-        fmt = fmt[5:]
-    elif fmt == "json":
-        fmt = "{{json .}}"
-    fmt = fmt.strip(" ")
-    if "\\" in fmt:
-        fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
-    return is_table, fmt
+# `table`/`json`/`\t` pre-processing lives with the table writer (cheap to import); public here too
+from hatoba.cli.output import split_table  # noqa: E402

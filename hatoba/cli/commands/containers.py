@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
-import os
 import sys
 import time
 
 from hatoba.cli.commands._resources import RESOURCE_FLAGS, RESOURCE_KEYS
 from hatoba.cli.common import Command, StatusError, client
 from hatoba.cli.flags import Flag
+from hatoba.client.fastjson import dumps, loads
 from hatoba.client.http import APIError, Client, ConnectError
 
 TYPE_CHECKING = False  # `typing` costs 3 to 6 ms of CLI start-up; Any is only used in annotations
@@ -46,7 +45,7 @@ def filters_param(specs: list[str]) -> str | None:
                                  "(expected name=value)\nSee 'hatoba --help'.")
         k, v = s.split("=", 1)
         out.setdefault(k.strip().lower(), {})[v] = True
-    return json.dumps(out, separators=(",", ":"))
+    return dumps(out, separators=(",", ":"))
 
 
 def ellipsis(s: str, n: int) -> str:
@@ -78,7 +77,7 @@ def ps_item(c: dict, now: float, trunc: bool) -> dict[str, Any]:
     created = c.get("Created", 0)
     return {
         "ID": c["Id"][:12] if trunc else c["Id"], "Image": c.get("Image", ""),
-        "Command": json.dumps(ellipsis(cmd, 20) if trunc else cmd, ensure_ascii=False),
+        "Command": dumps(ellipsis(cmd, 20) if trunc else cmd, ensure_ascii=False),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
         "RunningFor": created_ago(created, now), "Ports": format_ports(c.get("Ports") or []),
         "State": c.get("State", ""), "Status": c.get("Status", ""), "Size": size, "Names": ",".join(names),
@@ -401,6 +400,7 @@ def _split_cp(arg: str) -> tuple[str | None, str]:
 
 def cmd_cp(argv: list[str]) -> int:
     import base64
+    import os
     import tarfile
 
     values, args = CP.parse(argv)
@@ -412,7 +412,7 @@ def cmd_cp(argv: list[str]) -> int:
     c = client()
     if sc:
         resp = c.request("GET", f"/containers/{sc}/archive", {"path": sp})
-        stat = json.loads(base64.b64decode(resp.getheader("X-Docker-Container-Path-Stat") or "e30="))
+        stat = loads(base64.b64decode(resp.getheader("X-Docker-Container-Path-Stat") or "e30="))
         data = resp.read()
         if dp == "-":
             sys.stdout.buffer.write(data)
@@ -444,7 +444,7 @@ def cmd_cp(argv: list[str]) -> int:
     try:
         resp = c.request("HEAD", f"/containers/{dc}/archive", {"path": dp})
         resp.read()
-        st = json.loads(base64.b64decode(resp.getheader("X-Docker-Container-Path-Stat") or "e30="))
+        st = loads(base64.b64decode(resp.getheader("X-Docker-Container-Path-Stat") or "e30="))
         dest_is_dir = bool(int(st.get("mode", 0)) & (1 << 31))
         if not dest_is_dir and os.path.isdir(sp):
             raise StatusError(1, "cannot copy a directory to a file")

@@ -7,7 +7,6 @@ hijacked connection, then the exit status comes from the wait result.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -17,6 +16,7 @@ import threading
 from hatoba.cli.commands._resources import RESOURCE_FLAGS
 from hatoba.cli.common import Command, StatusError, client
 from hatoba.cli.flags import Flag
+from hatoba.client.fastjson import loads
 from hatoba.client.http import APIError, Client
 
 TYPE_CHECKING = False  # `typing` costs 3 to 6 ms of CLI start-up; Any is only used in annotations
@@ -489,7 +489,7 @@ class _Waiter(threading.Thread):
             resp = c.request("POST", f"/containers/{self.cid}/wait", params, new_conn=True)
             self.ready.set()
             raw = resp.read()
-            self.result = json.loads(raw) if raw.strip() else {}
+            self.result = loads(raw) if raw.strip() else {}
         except Exception as e:  # noqa: BLE001 - reported by the caller
             self.error = e
         finally:
