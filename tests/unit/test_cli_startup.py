@@ -226,3 +226,13 @@ def test_launcher_runs_commands_without_heavy_imports(tmp_path, stub, argv, want
         mods = set(next(ln for ln in p.stderr.splitlines() if ln.startswith("MODULES ")).split()[1:])
         assert not mods & set(HEAVY), sorted(mods & set(HEAVY))
         assert "site" not in mods
+
+
+@pytest.mark.parametrize("module", ["hatoba.cli.commands.run", "hatoba.cli.commands.containers",
+                                    "hatoba.cli.commands.system", "hatoba.cli.output", "hatoba.client.http"])
+def test_command_modules_import_light(module: str) -> None:
+    """`exec ID cmd`, `logs`, `ps`, `version`: their modules load none of the costly standard modules."""
+    code = (f"import sys; sys.path.append({ROOT!r}); import {module}; "
+            f"print(' '.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-sSP", "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
