@@ -200,7 +200,8 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
     tail_s = request.query.get("tail", "all")
     tail = None if tail_s in ("all", "") else max(0, int(tail_s)) if tail_s.lstrip("-").isdigit() else None
     since, until = _time_ns(request.query.get("since")), _time_ns(request.query.get("until"))
-    recs, offset = _read_logs(eng, c, stdout=stdout, stderr=stderr, since_ns=since, until_ns=until, tail=tail)
+    paths = _log_paths(eng, c)
+    offset = logs.complete_size(paths[-1]) if paths else 0
     resp = web.StreamResponse()
     resp.enable_chunked_encoding()
     await resp.prepare(request)
@@ -210,9 +211,9 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
         return data if c.tty else logs.frame(r.stream, data)
 
     try:
-        buf = b"".join(render(r) for r in recs)
-        if buf:
-            await resp.write(buf)
+        for piece in logs.framed(paths, limit=offset, stdout=stdout, stderr=stderr, since_ns=since, until_ns=until,
+                                 tail=tail, timestamps=ts, tty=c.tty):
+            await resp.write(piece)
         if follow and c.running and not until:
             stop = eng.containers.waiter(c, "next-exit")
             async for r in logs.follow(_log_paths(eng, c)[-1], offset, stop=stop):
