@@ -81,7 +81,7 @@ class Response:
             self._remaining is None and not self._chunked)
 
     def _fill(self) -> bool:
-        data = self._sock.recv(65536)
+        data = self._sock.recv(262144)
         if not data:
             return False
         self._buf += data

@@ -265,25 +265,40 @@ def _time_arg(s: str | None) -> str | None:
 
 
 def demux_to(resp: Any, tty: bool) -> None:
+    """Copy a logs/attach body to stdout/stderr: raw with a TTY, else Docker's 8-byte frames undone.
+
+    Runs of frames of one stream are written with one call per chunk read (a 100k-line log is
+    100k frames); the input is parsed in place, by offset, not by slicing the rest of the buffer.
+    """
     out, err = sys.stdout.buffer, sys.stderr.buffer
-    buf = b""
-    while True:
-        chunk = resp.read1(65536) if hasattr(resp, "read1") else resp.read(65536)
-        if not chunk:
-            break
-        if tty:
+    if tty:
+        while chunk := resp.read1(1 << 20):
             out.write(chunk)
             out.flush()
-            continue
-        buf += chunk
-        while len(buf) >= 8:
-            n = int.from_bytes(buf[4:8], "big")
-            if len(buf) < 8 + n:
+        return
+    buf = b""
+    while chunk := resp.read1(1 << 20):
+        data = buf + chunk if buf else chunk
+        end, pos = len(data), 0
+        run: list[bytes] = []
+        target = out
+        while pos + 8 <= end:
+            n = int.from_bytes(data[pos + 4:pos + 8], "big")
+            if pos + 8 + n > end:
                 break
-            (err if buf[0] == 2 else out).write(buf[8:8 + n])
-            buf = buf[8 + n:]
-        out.flush()
-        err.flush()
+            dest = err if data[pos] == 2 else out
+            if dest is not target:
+                if run:
+                    target.write(b"".join(run))
+                    target.flush()
+                    run = []
+                target = dest
+            run.append(data[pos + 8:pos + 8 + n])
+            pos += 8 + n
+        if run:
+            target.write(b"".join(run))
+            target.flush()
+        buf = data[pos:]
 
 
 def cmd_logs(argv: list[str]) -> int:
