@@ -107,7 +107,8 @@ class Execs:
         use_tty = bool(b.get("Tty")) if tty is None else tty
         stdin = bool(b.get("AttachStdin")) and not detach
         try:
-            proc = await self.containers.rt(c).exec(c.id, exec_dir, self._process(e), tty=use_tty, stdin=stdin)
+            proc = await self.containers.rt(c).exec(c.id, exec_dir, self._process(e), tty=use_tty, stdin=stdin,
+                                                    attached=client is not None)
         except OCIRuntimeError as err:
             e.exit_code = 126 if "permission denied" in err.message else 127
             shutil.rmtree(exec_dir, ignore_errors=True)
