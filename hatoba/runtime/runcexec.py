@@ -171,13 +171,12 @@ async def start(runc: str, root: str, env_path: str, cid: str, exec_dir: str, sp
         os.close(fd)
     log = _RuncLog(loop, log_r)
     runc_exit = _pidfd_future(loop, proc)
-    # started: runc wrote the pid file (after the execve); failed: runc exited without it.  Poll
-    # finely once runc logged that it is about to exec, coarsely before (or if it never says so).
-    while not os.path.exists(pidfile) and not runc_exit.done():
-        if log.about_to_exec.done():
-            await asyncio.wait((runc_exit,), timeout=0.0005)
-        else:
-            await asyncio.wait((runc_exit, log.about_to_exec), timeout=0.005, return_when=asyncio.FIRST_COMPLETED)
+    # started: runc wrote the pid file (after the execve); failed: runc exited without it.  Wait for
+    # runc's "about to exec" (checking every 5 ms, in case it never says so), then poll finely.
+    while not (log.about_to_exec.done() or runc_exit.done() or os.path.exists(pidfile)):
+        await asyncio.wait((runc_exit, log.about_to_exec), timeout=0.005, return_when=asyncio.FIRST_COMPLETED)
+    while not (runc_exit.done() or os.path.exists(pidfile)):
+        await asyncio.sleep(0.0005)
     try:
         with open(pidfile, "rb") as f:
             pid = int(f.read().strip())
