@@ -39,6 +39,5 @@ fi
 # byte-compile (PYTHONDONTWRITEBYTECODE may be set; reading .pyc still works): CLI start-up stays fast
 .venv/bin/python -m compileall -q -j 0 hatoba >/dev/null
 # the `hatoba` program: a launcher that starts Python without `site` (pip's console script spends
-# ~10 ms on .pth files and `re` before hatoba runs), with /usr/bin/python3 when it is of the venv's
-# X.Y (the CLI is stdlib-only; a distribution build starts faster); see hatoba/cli/launcher.py
-.venv/bin/python -m hatoba.cli.launcher --python auto .venv/bin/hatoba
+# ~10 ms on .pth files and `re` before hatoba runs; see hatoba/cli/launcher.py)
+.venv/bin/python -m hatoba.cli.launcher .venv/bin/hatoba

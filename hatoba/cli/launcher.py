@@ -9,17 +9,17 @@ CLI needs only the standard library and hatoba, so nothing else is missing. The 
 not prepended, so that nothing installed next to hatoba (a `dataclasses` backport, say) can shadow
 a standard module.
 
-Which interpreter: the CLI is standard library only, so any CPython of this one's X.Y runs it with
-the same bytecode files.  `--python auto` (the default of the command below) takes the
-distribution's `/usr/bin/python3` when it is of the same X.Y: a distribution build links libpython
-in and has `_socket` built in, and starts 2 to 4 ms faster than a `--enable-shared` build such as
-pyenv's (about a fifth of `hatoba ps`).  Otherwise it is this interpreter (the venv's).
+Which interpreter: the venv's, by default.  The CLI is standard library only, and a distribution
+build (libpython linked in, `_socket` built in) would start 2 to 4 ms faster than pyenv's
+`--enable-shared` one, but a different patch level is a different standard library (Debian's 3.11.2
+has no `tarfile` extraction filters, which `cp` uses), so `--python` is for an interpreter known to
+match.
 
 `scripts/setup.sh` writes it over the console script in `.venv/bin/hatoba` (and quickstart links
 `/usr/local/bin/hatoba` to that); a plain `pip install` keeps the console script, which works the
 same, only slower to start:
 
-    python -m hatoba.cli.launcher [--python auto|PATH] DEST [DEST...]
+    python -m hatoba.cli.launcher [--python PATH] DEST [DEST...]
 """
 
 from __future__ import annotations
@@ -44,27 +44,6 @@ def package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(hatoba.__file__)))
 
 
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-def pick_python(candidates: tuple[str, ...] = (SYSTEM_PYTHON,)) -> str:
-    """The first candidate that is a CPython of this interpreter's X.Y, else this interpreter."""
-    import subprocess
-
-    want = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    for cand in candidates:
-        if not os.access(cand, os.X_OK):
-            continue
-        try:
-            code = "import sys; v = sys.version_info; print(f'{v[0]}.{v[1]}', sys.implementation.name)"
-            got = subprocess.run([cand, "-sSP", "-c", code], capture_output=True, text=True, timeout=30).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if got.split() == [want, "cpython"]:
-            return cand
-    return sys.executable
-
-
 def render(python: str | None = None, path: str | None = None) -> str:
     """The launcher's text for interpreter `python` (default: this one) and package root `path`."""
     python = python or sys.executable
@@ -85,7 +64,7 @@ def write(dest: str, python: str | None = None, path: str | None = None) -> None
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    python = "auto"
+    python = None
     if args[:1] == ["--python"] and len(args) > 1:
         python, args = args[1], args[2:]
     elif args[:1] and args[0].startswith("--python="):
@@ -93,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0].startswith("-"):
         sys.stdout.write(__doc__.strip() + "\n")
         return 0 if args[:1] in (["-h"], ["--help"]) else 2
-    python = pick_python() if python == "auto" else python
     for dest in args:
         write(dest, python=python)
     return 0

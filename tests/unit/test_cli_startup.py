@@ -238,17 +238,6 @@ def test_command_modules_import_light(module: str) -> None:
     assert out.strip() == ""
 
 
-def test_pick_python_takes_a_cpython_of_the_same_version(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    other = tmp_path / "python-other"
-    other.write_text("#!/bin/sh\necho 2.7 cpython\n")
-    other.chmod(0o755)
-    same = tmp_path / "python-same"
-    same.write_text(f"#!/bin/sh\nexec {sys.executable} \"$@\"\n")
-    same.chmod(0o755)
-    assert launcher.pick_python((str(tmp_path / "missing"), str(other))) == sys.executable
-    assert launcher.pick_python((str(other), str(same))) == str(same)
-
-
 def test_launcher_main(tmp_path) -> None:  # type: ignore[no-untyped-def]
     dest = tmp_path / "hatoba"
     assert launcher.main(["--python", "/opt/x/python3", str(dest)]) == 0
