@@ -90,3 +90,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -
 fi
 # byte-compile (PYTHONDONTWRITEBYTECODE may be set; reading .pyc still works): CLI start-up stays fast
 .venv/bin/python -m compileall -q -j 0 hatoba >/dev/null
+# the `hatoba` program: a launcher that starts Python without `site` (pip's console script spends
+# ~10 ms on .pth files and `re` before hatoba runs; see hatoba/cli/launcher.py)
+.venv/bin/python -m hatoba.cli.launcher .venv/bin/hatoba

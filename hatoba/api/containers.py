@@ -32,8 +32,6 @@ from hatoba.api.hijack import finish, upgrade
 from hatoba.engine.attach import ClientStream
 from hatoba.engine.logs import LogOptions
 from hatoba.errors import InvalidParameter
-from hatoba.runtime import logs
-from hatoba.runtime.logs import LogRecord
 from hatoba.schema import engine as schema
 from hatoba.schema import query
 
@@ -56,7 +54,7 @@ class ContainerBackend(Protocol):
     async def attach(self, ref: str, upgrade: Callable[[], Awaitable[ClientStream]], *, stdin: bool, stdout: bool,
                      stderr: bool, stream: bool, logs: bool, detach_keys: str | None) -> ClientStream: ...
     async def resize(self, ref: str, h: int, w: int) -> None: ...
-    async def logs(self, ref: str, opts: LogOptions) -> tuple[bool, AsyncIterator[list[LogRecord]]]: ...
+    async def logs(self, ref: str, opts: LogOptions) -> AsyncIterator[bytes]: ...
     async def top(self, ref: str, ps_args: str) -> dict[str, Any]: ...
     async def changes(self, ref: str) -> list[dict[str, Any]] | None: ...
     async def stats(self, ref: str, *, stream: bool, one_shot: bool) -> AsyncIterator[dict[str, Any]]: ...
@@ -174,30 +172,18 @@ async def resize(request: web.Request) -> web.StreamResponse:
 
 # ---- logs -----------------------------------------------------------------------------------------
 
-def render(records: list[LogRecord], *, tty: bool, timestamps: bool) -> bytes:
-    if timestamps:
-        return b"".join(
-            (logs.format_timestamp(r.time_ns).encode() + b" " + r.data) if tty else
-            logs.frame(r.stream, logs.format_timestamp(r.time_ns).encode() + b" " + r.data) for r in records)
-    if tty:
-        return b"".join(r.data for r in records)
-    return b"".join(logs.frame(r.stream, r.data) for r in records)
-
-
 async def container_logs(request: web.Request) -> web.StreamResponse:
     opts = LogOptions(stdout=qbool(request, "stdout"), stderr=qbool(request, "stderr"),
                       follow=qbool(request, "follow"), since_ns=qtime_ns(request, "since"),
-                      until_ns=qtime_ns(request, "until"), tail=query.tail(request.query.get("tail")))
-    timestamps = qbool(request, "timestamps")
-    tty, batches = await _b(request).logs(_id(request), opts)
+                      until_ns=qtime_ns(request, "until"), tail=query.tail(request.query.get("tail")),
+                      timestamps=qbool(request, "timestamps"))
+    pieces = await _b(request).logs(_id(request), opts)
     resp = web.StreamResponse()
     resp.enable_chunked_encoding()
     await resp.prepare(request)
     try:
-        async for batch in batches:
-            data = render(batch, tty=tty, timestamps=timestamps)
-            if data:
-                await resp.write(data)
+        async for piece in pieces:
+            await resp.write(piece)
         await resp.write_eof()
     except ConnectionError:
         pass

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 
 from hatoba.cli.flags import Flag, FlagError, FlagSet, HelpRequested, usage
 from hatoba.client.http import APIError, Client, ConnectError
+
+TYPE_CHECKING = False  # annotations only: keep `typing`/`collections` out of the CLI's start-up
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class StatusError(Exception):

@@ -10,20 +10,21 @@ Deliberately stdlib-only and import-cheap: :class:`Flag` is a slotted class with
 ``repr`` and equality as the equivalent ``@dataclass`` (``dataclasses`` costs ~14 ms to import).
 """
 
-import os
-from collections.abc import Iterable
+from __future__ import annotations
 
-from hatoba.cli.units import (
-    bytes_size,
-    format_duration,
-    go_quote,
-    go_quote_rune,
-    parse_duration_ns,
-    parse_go_float,
-    parse_ram,
-)
+TYPE_CHECKING = False  # annotations only: keep `typing`/`collections` out of the CLI's start-up
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from types import ModuleType
 
 __all__ = ["KINDS", "Flag", "FlagError", "FlagSet", "HelpRequested", "flag_usages", "usage"]
+
+def _units() -> ModuleType:
+    """hatoba.cli.units, imported on first use: only some value kinds and the messages need it."""
+    from hatoba.cli import units
+
+    return units
+
 
 #: Accepted values of :attr:`Flag.kind`.
 KINDS = frozenset({"bool", "str", "int", "list", "map", "float", "duration", "bytes"})
@@ -121,7 +122,7 @@ def _parse_bool(s: str) -> bool:
         return True
     if s in _FALSE:
         return False
-    raise ValueError(f"strconv.ParseBool: parsing {go_quote(s)}: invalid syntax")
+    raise ValueError(f"strconv.ParseBool: parsing {_units().go_quote(s)}: invalid syntax")
 
 
 def _underscores_ok(s: str) -> bool:
@@ -154,7 +155,9 @@ _BASE_DIGITS = {2: "01", 8: "01234567", 10: "0123456789", 16: "0123456789abcdefA
 
 def _parse_int(s: str) -> int:
     """Go ``strconv.ParseInt(s, 0, 64)`` (what pflag's int flags use)."""
-    syntax = ValueError(f"strconv.ParseInt: parsing {go_quote(s)}: invalid syntax")
+    def syntax() -> ValueError:
+        return ValueError(f"strconv.ParseInt: parsing {_units().go_quote(s)}: invalid syntax")
+
     body = s[1:] if s[:1] in ("+", "-") else s
     base = 10
     digits = body
@@ -168,20 +171,20 @@ def _parse_int(s: str) -> int:
             digits = body[1:]
     if "_" in digits:
         if not _underscores_ok(s):
-            raise syntax
+            raise syntax()
         digits = digits.replace("_", "")
     if not digits or any(ch not in _BASE_DIGITS[base] for ch in digits):
-        raise syntax
+        raise syntax()
     value = int(digits, base)
     if s[:1] == "-":
         value = -value
     if not -(1 << 63) <= value <= (1 << 63) - 1:
-        raise ValueError(f"strconv.ParseInt: parsing {go_quote(s)}: value out of range")
+        raise ValueError(f"strconv.ParseInt: parsing {_units().go_quote(s)}: value out of range")
     return value
 
 
 def _parse_bytes(s: str) -> int:
-    return -1 if s == "-1" else parse_ram(s)
+    return -1 if s == "-1" else _units().parse_ram(s)
 
 
 def _convert(kind: str, raw: str) -> object:
@@ -192,9 +195,9 @@ def _convert(kind: str, raw: str) -> object:
     if kind == "int":
         return _parse_int(raw)
     if kind == "float":
-        return parse_go_float(raw)
+        return _units().parse_go_float(raw)
     if kind == "duration":
-        return parse_duration_ns(raw) / 1e9
+        return _units().parse_duration_ns(raw) / 1e9
     return _parse_bytes(raw)  # "bytes"
 
 
@@ -325,7 +328,7 @@ class FlagSet:
         rest = shorthands[1:]
         flag = self._short.get(c)
         if flag is None:
-            raise FlagError(f"unknown shorthand flag: {go_quote_rune(c)} in -{shorthands}")
+            raise FlagError(f"unknown shorthand flag: {_units().go_quote_rune(c)} in -{shorthands}")
         if len(shorthands) > 2 and shorthands[1] == "=":
             value = shorthands[2:]  # -f=arg
             rest = ""
@@ -338,7 +341,7 @@ class FlagSet:
             value = args[i]  # -f arg
             i += 1
         else:
-            raise FlagError(f"flag needs an argument: {go_quote_rune(c)} in -{shorthands}")
+            raise FlagError(f"flag needs an argument: {_units().go_quote_rune(c)} in -{shorthands}")
         self._apply(flag, value, values, changed)
         return rest, i
 
@@ -348,7 +351,7 @@ class FlagSet:
             value = _convert(flag.kind, raw)
         except ValueError as e:
             raise FlagError(
-                f"invalid argument {go_quote(raw)} for {go_quote(flag.display_name())} flag: {e}"
+                f"invalid argument {_units().go_quote(raw)} for {_units().go_quote(flag.display_name())} flag: {e}"
             ) from None
         key = flag.key
         if flag.kind == "list" or flag.kind == "map":
@@ -376,7 +379,7 @@ def _default_text(flag: Flag) -> str:
     if kind == "bool":
         return " (default true)" if d else ""
     if kind == "str":
-        return f" (default {go_quote(str(d))})" if d else ""
+        return f" (default {_units().go_quote(str(d))})" if d else ""
     if kind == "map":
         pairs = sorted(str(item).replace("=", ":", 1) for item in (d or ()))
         return " (default map[" + " ".join(pairs) + "])"
@@ -385,9 +388,9 @@ def _default_text(flag: Flag) -> str:
     if not d:
         return ""
     if kind == "duration":
-        return f" (default {format_duration(float(d))})"  # type: ignore[arg-type]
+        return f" (default {_units().format_duration(float(d))})"  # type: ignore[arg-type]
     if kind == "bytes":
-        return f" (default {bytes_size(float(d))})"  # type: ignore[arg-type]
+        return f" (default {_units().bytes_size(float(d))})"  # type: ignore[arg-type]
     if kind == "float":
         return f" (default {_float_text(float(d))})"  # type: ignore[arg-type]
     return f" (default {d})"
@@ -442,6 +445,8 @@ def _wrap(indent: int, cols: int, s: str) -> str:
 
 def _terminal_width() -> int:
     try:
+        import os
+
         return os.get_terminal_size(0).columns or 80
     except OSError:
         return 80

@@ -7,7 +7,7 @@ functions (``and or not len index slice print printf println eq ne lt le gt
 ge html js urlquery call``), the extra functions the docker CLI registers
 (``json split join title lower upper pad truncate``), an approximation of
 Go's ``fmt`` printing rules (``%v`` and the ``printf`` verbs), and the
-``table`` directive helper :func:`split_table`.
+``table`` directive helper ``cli.output.split_table``.
 
 Data is JSON-shaped (dicts, lists, str, int, float, bool, None) or arbitrary
 Python objects, whose public attributes and methods are reached with
@@ -16,7 +16,7 @@ a dict behaves like a missing key of Go's ``map[string]interface{}`` (it
 prints ``<no value>``); a missing attribute of an object is an error.
 
 Public API: :class:`TemplateError`, :func:`parse`, :class:`Template`,
-:func:`render` and :func:`split_table`.  Standard library only, nothing
+:func:`render` (the ``table`` directive is ``cli.output.split_table``).  Standard library only, nothing
 compiled at import time.
 """
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # annotations only: keep typing out of the import path
     from collections.abc import Callable, Iterable
     from typing import Any, NoReturn
 
-__all__ = ["JSON_ESCAPE_HTML", "Template", "TemplateError", "parse", "render", "split_table"]
+__all__ = ["JSON_ESCAPE_HTML", "Template", "TemplateError", "parse", "render"]
 
 # docker's ``json`` function uses an encoder with SetEscapeHTML(false), so
 # "<", ">" and "&" are left alone.  Flip this to get json.Marshal's escaping.
@@ -2365,22 +2365,3 @@ def render(text: str, data: Any) -> str:
                 pass
     _CACHE[text] = tmpl
     return tmpl.execute(data)
-
-
-def split_table(fmt: str) -> tuple[bool, str]:
-    """Docker's format pre-processing.
-
-    Returns (is_table, template): a leading ``table`` is stripped (docker
-    tests with a plain prefix match), a bare ``json`` becomes ``{{json .}}``,
-    surrounding spaces are trimmed, and the two-character sequences ``\\t``
-    and ``\\n`` become a tab and a newline.
-    """
-    is_table = fmt.startswith("table")
-    if is_table:
-        fmt = fmt[5:]
-    elif fmt == "json":
-        fmt = "{{json .}}"
-    fmt = fmt.strip(" ")
-    if "\\" in fmt:
-        fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
-    return is_table, fmt

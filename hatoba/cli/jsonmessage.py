@@ -9,10 +9,10 @@ The bar is recomputed from `progressDetail` for the terminal's width (no bar und
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from typing import IO, Any
 
 _UNITS = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]

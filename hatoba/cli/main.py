@@ -5,7 +5,6 @@ Commands live in hatoba.cli.commands.* and are imported only when used.
 
 from __future__ import annotations
 
-import os
 import sys
 
 # command → (module, function); the management forms map onto the same functions
@@ -81,6 +80,7 @@ Global Options:
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     host = None
+    env: dict[str, str] = {}  # for the client (hatoba.client.http.getenv); `os` only if needed
     while args and args[0].startswith("-"):
         a = args.pop(0)
         if a in ("-H", "--host"):
@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         elif a in ("-D", "--debug"):
             continue
         elif a in ("--tls", "--tlsverify"):
+            import os
+
             os.environ["HATOBA_TLS_VERIFY"] = "1" if a == "--tlsverify" else os.environ.get("HATOBA_TLS_VERIFY", "")
             if a == "--tls":
                 os.environ.setdefault("HATOBA_HOST_TLS", "1")
@@ -112,12 +114,16 @@ def main(argv: list[str] | None = None) -> None:
                     sys.stderr.write(f"flag needs an argument: {name}\n")
                     sys.exit(125)
                 val = args.pop(0)
-            os.environ["HATOBA_TLS_" + name[5:].upper()] = val
+            env["HATOBA_TLS_" + name[5:].upper()] = val
         else:
             sys.stderr.write(f"unknown flag: {a}\nSee 'hatoba --help'.\n")
             sys.exit(125)
     if host:
-        os.environ["HATOBA_HOST"] = host
+        env["HATOBA_HOST"] = host
+    if env:
+        import os
+
+        os.environ.update(env)
     if not args:
         sys.stdout.write(USAGE.lstrip("\n"))
         return
@@ -137,11 +143,9 @@ def main(argv: list[str] | None = None) -> None:
     if entry is None:
         sys.stderr.write(f"hatoba: '{cmd}' is not a hatoba command.\nSee 'hatoba --help'\n")
         sys.exit(1)
-    import importlib
-
     from hatoba.cli.common import run_command
 
-    mod = importlib.import_module(f"hatoba.cli.commands.{entry[0]}")
+    mod = __import__(f"hatoba.cli.commands.{entry[0]}", fromlist=[entry[1]])  # importlib costs start-up
     rc = run_command(cmd, getattr(mod, entry[1]), args)
     if argv is None:
         # As the `hatoba` program: skip interpreter teardown (module and thread clean-up, 5 to 7 ms of
@@ -151,7 +155,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.stderr.flush()
         except (BrokenPipeError, ValueError):
             pass
-        os._exit(rc)
+        from posix import _exit  # os._exit, without importing os
+
+        _exit(rc)
     sys.exit(rc)
 
 

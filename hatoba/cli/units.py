@@ -5,8 +5,13 @@ the CLI imports it on every invocation.  Time values are Unix seconds (``float``
 ``_ns``.  Errors are :class:`ValueError` whose message is the text docker / Go would print.
 """
 
+from __future__ import annotations
+
 import time as _time
-from collections.abc import Mapping
+
+TYPE_CHECKING = False  # annotations only: keep `collections` out of the CLI's start-up
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "bytes_size",
@@ -459,6 +464,8 @@ def container_status(state: Mapping[str, object], now: float) -> str:
     started = _ts(state.get("StartedAt"))
     finished = _ts(state.get("FinishedAt"))
     health = state.get("Health")
+    from collections.abc import Mapping
+
     hstatus = str(health.get("Status") or "") if isinstance(health, Mapping) else str(health or "")
     if paused:
         name = "paused"

@@ -29,7 +29,6 @@ from hatoba.engine.monitor import Monitor
 from hatoba.errors import Conflict, InvalidParameter, NotFound
 from hatoba.images.store import ImageStore, parse_rfc3339, rfc3339
 from hatoba.runtime.conmon import OCIRuntimeError, Runtime
-from hatoba.runtime.logs import LogRecord
 from hatoba.runtime.spec import DEFAULT_PATH
 from hatoba.storage.snapshots import Snapshotter, chain_ids
 
@@ -362,10 +361,9 @@ class Containers(Lifecycle, Monitor):
         if c.tty:
             await self.rt(c).resize_async(self.bundle(c), h, w)
 
-    async def logs(self, ref: str, opts: logs_mod.LogOptions) -> tuple[bool, AsyncIterator[list[LogRecord]]]:
-        """(tty, batches of records) for `docker logs`."""
-        c = self.get(ref)
-        return c.tty, await logs_mod.stream(self, c, opts)
+    async def logs(self, ref: str, opts: logs_mod.LogOptions) -> AsyncIterator[bytes]:
+        """`docker logs` as it goes on the wire."""
+        return await logs_mod.stream(self, self.get(ref), opts)
 
     async def top(self, ref: str, ps_args: str) -> dict[str, Any]:
         return await top.top(self, self.get(ref), ps_args)

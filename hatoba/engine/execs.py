@@ -199,7 +199,8 @@ class Execs:
         b = e.body
         stdin = bool(_get(b, "AttachStdin")) and not detach
         try:
-            proc = await self.containers.rt(c).exec(c.id, exec_dir, self._process(e), tty=e.tty, stdin=stdin)
+            proc = await self.containers.rt(c).exec(c.id, exec_dir, self._process(e), tty=e.tty, stdin=stdin,
+                                                    attached=client is not None)
         except (OCIRuntimeError, HatobaError, OSError) as err:
             msg_text = err.message if isinstance(err, (OCIRuntimeError, HatobaError)) else str(err)
             e.exit_code = 126 if "permission denied" in msg_text else 127

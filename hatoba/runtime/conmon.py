@@ -15,7 +15,8 @@ Protocol summary (see ``/work/shared/reference/notes/runtime-stack.md`` section 
   ``{"data": -1, "message": "<runc stderr>"}`` on the sync pipe.
 * exec: a third pipe ``_OCI_ATTACHPIPE``: start byte, ``{"data": 0}`` on the attach pipe once
   ``<exec dir>/attach`` exists, connect, second start byte, then the sync pipe carries the pid
-  and later the exit code.
+  and later the exit code.  An *attached* non-TTY exec skips conmon: ``runc exec`` runs in the
+  foreground as the daemon's own child (:mod:`hatoba.runtime.runcexec`, ``attached=True``).
 * attach socket: container→client packets are one stream byte (2 stdout, 3 stderr) plus up to
   8192 bytes; client→container packets are raw stdin; ``shutdown(SHUT_WR)`` closes stdin.
 
@@ -307,17 +308,18 @@ class ExecProcess:
         pid: int,
         conmon_pid: int,
         sock: socket.socket | None,
-        sync: socket.socket,
+        sync: socket.socket | None,
         exec_dir: str,
         cid: str,
+        exit: asyncio.Future[int] | None = None,
     ) -> None:
         self.pid = pid
-        self.conmon_pid = conmon_pid
+        self.conmon_pid = conmon_pid  # 0: no conmon (a direct ``runc exec``, see Runtime.exec)
         self.sock = sock
         self.exec_dir = exec_dir
         self._cid = cid
         self._sync: socket.socket | None = sync
-        self._exit: asyncio.Future[int] | None = None
+        self._exit: asyncio.Future[int] | None = exit
 
     async def _wait_exit(self) -> int:
         loop = asyncio.get_running_loop()
@@ -346,11 +348,13 @@ class ExecProcess:
 
     def resize(self, h: int, w: int) -> None:
         """Resize the exec session's TTY."""
-        _write_ctl(os.path.join(self.exec_dir, "ctl"), f"1 {int(h)} {int(w)}\n")
+        if self.conmon_pid:
+            _write_ctl(os.path.join(self.exec_dir, "ctl"), f"1 {int(h)} {int(w)}\n")
 
     async def resize_async(self, h: int, w: int) -> None:
         """:meth:`resize`, one at a time, returning once conmon has taken it (see _write_ctl_paced)."""
-        await _write_ctl_paced(self.exec_dir, f"1 {int(h)} {int(w)}\n")
+        if self.conmon_pid:  # a direct exec has no TTY to resize
+            await _write_ctl_paced(self.exec_dir, f"1 {int(h)} {int(w)}\n")
 
     def close(self) -> None:
         """Close the attach socket and the sync pipe (the process keeps running)."""
@@ -637,22 +641,44 @@ class Runtime:
     # ----------------------------------------------------------------- exec
 
     async def exec(
-        self, cid: str, exec_dir: str, process: dict[str, Any], *, tty: bool, stdin: bool
+        self,
+        cid: str,
+        exec_dir: str,
+        process: dict[str, Any],
+        *,
+        tty: bool,
+        stdin: bool,
+        attached: bool = False,
     ) -> ExecProcess:
         """Start an exec session (``runc exec --detach`` under its own conmon), attached from the start.
 
         ``exec_dir`` is the session's own directory (its basename is the session id); it gets
         ``process.json``, ``attach``, ``ctl``, ``pidfile``, ``conmon.pid`` and ``exits/<cid>``.
         Raises :class:`OCIRuntimeError` if runc cannot start the process.
+
+        ``attached``: the caller reads ``sock`` for the whole session (not ``exec -d``).  Without a
+        TTY, ``runc exec`` then runs in the foreground as our child, without a conmon (its spawn,
+        double fork and three pipe hand-shakes cost 10 to 20 ms of every exec): see
+        :mod:`hatoba.runtime.runcexec`.  ``sock`` speaks conmon's attach protocol either way.
         """
-        loop = asyncio.get_running_loop()
         exec_dir = os.path.abspath(exec_dir)
-        exits = os.path.join(exec_dir, "exits")
-        os.makedirs(exits, exist_ok=True)
+        os.makedirs(exec_dir, exist_ok=True)
         spec = os.path.join(exec_dir, "process.json")
         _make_private(exec_dir, "process.json")
         with open(spec, "w", opener=lambda p, fl: os.open(p, fl, 0o600)) as f:
             json.dump(process, f)
+        if attached and not tty:
+            from hatoba.runtime import runcexec
+
+            try:
+                d = await runcexec.start(self.runc, self.runc_root, self._env_path, cid, exec_dir, spec, stdin=stdin)
+            except runcexec.RuncExecFailed as e:
+                msg = clean_runc_error(e.log) or f"runc exec failed with exit status {e.returncode}"
+                raise OCIRuntimeError(msg, returncode=e.returncode) from None
+            return ExecProcess(pid=d.pid, conmon_pid=0, sock=d.sock, sync=None, exec_dir=exec_dir, cid=cid, exit=d.exit)
+        loop = asyncio.get_running_loop()
+        exits = os.path.join(exec_dir, "exits")
+        os.makedirs(exits, exist_ok=True)
         session = os.path.basename(exec_dir.rstrip("/"))
         conmon_pidfile = os.path.join(exec_dir, "conmon.pid")
         argv = self._shared_args(cid, session, exec_dir, os.path.join(exec_dir, "pidfile"), exits, "none")

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from hatoba.runtime import logs
+from hatoba.runtime import logs, runcexec
 from hatoba.runtime.conmon import Created, OCIRuntimeError, Runtime
 
 RUNC = "/usr/sbin/runc"
@@ -254,6 +254,14 @@ async def _read_attach(sock: socket.socket, timeout: float = 15.0) -> list[tuple
     return packets
 
 
+def _read_or_empty(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def _stream_bytes(packets: list[tuple[int, bytes]], stream_id: int) -> bytes:
     return b"".join(d for s, d in packets if s == stream_id)
 
@@ -407,6 +415,69 @@ def test_runc_errors(env: Env) -> None:
         assert ei.value.not_found
         assert await env.rt.state("hut-does-not-exist") is None
         await env.rt.delete("hut-does-not-exist", force=True)
+
+    asyncio.run(body())
+
+
+# --------------------------------------------------------------------------- (e') direct exec
+
+
+def test_exec_attached_without_conmon(env: Env) -> None:
+    """attached=True without a TTY: `runc exec` in the foreground, stdio relayed in conmon's format."""
+
+    async def body() -> None:
+        c = env.bundle(["sleep", "30"])
+        await env.create(c)
+        await env.rt.start(c.cid)
+        loop = asyncio.get_running_loop()
+        n = 0
+
+        async def run(args: list[str], stdin: bytes | None = None) -> tuple[int, bytes, bytes, int]:
+            nonlocal n
+            n += 1
+            exec_dir = os.path.join(env.root, "exec", f"direct{n}")
+            ex = await env.rt.exec(c.cid, exec_dir, exec_process(args), tty=False, stdin=stdin is not None,
+                                   attached=True)
+            assert ex.conmon_pid == 0 and ex.sock is not None and ex.pid > 0
+            if stdin is not None:
+                await loop.sock_sendall(ex.sock, stdin)
+                ex.sock.shutdown(socket.SHUT_WR)
+            packets = await _read_attach(ex.sock)
+            code = await asyncio.wait_for(ex.wait(), 15)
+            ex.close()
+            return code, _stream_bytes(packets, 2), _stream_bytes(packets, 3), max((len(d) for _, d in packets),
+                                                                                   default=0)
+
+        code, out, err, _ = await run(["sh", "-c", "echo eout; echo eerr >&2; exit 5"])
+        assert (code, out, err) == (5, b"eout\n", b"eerr\n")
+        # stdin, closed by shutdown(SHUT_WR)
+        code, out, _, _ = await run(["sh", "-c", "cat; echo done"], stdin=b"hello\n")
+        assert (code, out) == (0, b"hello\ndone\n")
+        # 1 MiB of output arrives whole, in packets of at most 8192 bytes
+        code, out, _, biggest = await run(["sh", "-c", "i=0; while [ $i -lt 16384 ]; do "
+                                                       "echo 0123456789012345678901234567890123456789012345678901234567890123456789012; "
+                                                       "i=$((i+1)); done"])
+        assert code == 0 and len(out) == 16384 * 74 and biggest <= 8192
+        # killed by a signal: 128 + signal, as conmon reports it
+        code, _, _, _ = await run(["sh", "-c", "kill -9 $$"])
+        assert code == 137
+        # a background child keeping stdout open holds the session for IO_GRACE at most (as dockerd),
+        # with the exit status of the process itself; runc is not left behind
+        for script, want in (("sleep 20 & echo bg", 0), ("sleep 20 & echo bg; exit 3", 3)):
+            t0 = time.perf_counter()
+            code, out, _, _ = await run(["sh", "-c", script])
+            took = time.perf_counter() - t0
+            assert (code, out) == (want, b"bg\n") and runcexec.IO_GRACE <= took < runcexec.IO_GRACE + 5, took
+        await asyncio.sleep(0.2)
+        runcs = [p for p in glob.glob("/proc/[0-9]*/cmdline") if c.cid.encode() in _read_or_empty(p)
+                 and b"runc" in _read_or_empty(p).split(b"\0")[0]]
+        assert runcs == []
+        # a missing binary: runc's message, nothing left running
+        with pytest.raises(OCIRuntimeError) as ei:
+            await env.rt.exec(c.cid, os.path.join(env.root, "exec", "direct-nope"), exec_process(["/nope"]),
+                              tty=False, stdin=False, attached=True)
+        assert '"/nope"' in ei.value.message, ei.value.message
+        await env.rt.kill(c.cid, signal.SIGKILL, all_procs=True)
 
     asyncio.run(body())
 

@@ -253,6 +253,22 @@ def test_exec(daemon, docker_cli):
         _rm(daemon, name)
 
 
+def test_exec_background_child_keeps_stdout(daemon):
+    """A command that leaves a child holding its stdout: the exec ends about 2 s after the command
+    (as with dockerd), with the command's status, not when the child ends."""
+    name = _name("execbg")
+    try:
+        _run_d(daemon, name, "sleep", "60")
+        for script, status in (("sleep 30 & echo bg", 0), ("sleep 30 & echo bg; exit 4", 4)):
+            t0 = time.monotonic()
+            p = daemon.docker("exec", name, "sh", "-c", script)
+            assert (p.returncode, p.stdout) == (status, b"bg\n") and time.monotonic() - t0 < 10, p
+            p = daemon.hatoba("exec", name, "sh", "-c", script)
+            assert (p.returncode, p.stdout) == (status, b"bg\n") and time.monotonic() - t0 < 20, p
+    finally:
+        _rm(daemon, name)
+
+
 # ---- filesystem: cp, diff, export ---------------------------------------------------------------------
 
 def test_cp(daemon, docker_cli, tmp_path):

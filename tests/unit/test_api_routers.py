@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hatoba.api.server import make_app
 from hatoba.engine.logs import LogOptions
 from hatoba.errors import Conflict, InvalidParameter, NotFound
-from hatoba.runtime.logs import LogRecord
+from hatoba.runtime.logs import LogRecord, render
 
 
 class Obj:
@@ -55,13 +55,14 @@ class FakeContainers:
         fut.set_result(3)
         return fut
 
-    async def logs(self, ref: str, opts: LogOptions) -> tuple[bool, AsyncIterator[list[LogRecord]]]:
+    async def logs(self, ref: str, opts: LogOptions) -> AsyncIterator[bytes]:
         self.calls.append(("logs", opts))
 
-        async def gen() -> AsyncIterator[list[LogRecord]]:
-            yield [LogRecord(1_000_000_000, "stdout", b"a\n"), LogRecord(2_000_000_000, "stderr", b"b\n")]
+        async def gen() -> AsyncIterator[bytes]:
+            yield render(LogRecord(1_000_000_000, "stdout", b"a\n"), timestamps=opts.timestamps, tty=False)
+            yield render(LogRecord(2_000_000_000, "stderr", b"b\n"), timestamps=opts.timestamps, tty=False)
 
-        return False, gen()
+        return gen()
 
 
 class FakeSystem:
@@ -210,7 +211,7 @@ def test_logs_framing_timestamps_and_tail() -> None:
         assert data[8:40] == b"1970-01-01T00:00:01.000000000Z a"
         assert data[41] == 2
         opts = b["containers"].calls[0][1]
-        assert opts.tail is None and opts.stdout and opts.stderr
+        assert opts.tail is None and opts.stdout and opts.stderr and opts.timestamps
         r = await client.get("/containers/c1/logs?stdout=1&tail=abc&since=inf")
         assert r.status == 400
     run(t)

@@ -14,6 +14,7 @@ import pytest
 
 from hatoba.cli import gotemplate
 from hatoba.cli.commands import images, inspect, system
+from hatoba.cli.events import EventMessage
 from hatoba.client.http import _q
 
 
@@ -354,9 +355,9 @@ def test_event_time_fallbacks() -> None:
 
 def test_event_templates_see_go_field_names() -> None:
     tmpl = gotemplate.parse("{{.Time}} {{.Action}} {{.Actor.Attributes.name}}")
-    assert tmpl.execute(system.EventMessage(EVENTS_JSON[2])) == "1795340672 die evtest"
-    assert gotemplate.parse("{{.ID}} {{.Status}} {{.Scope}}").execute(system.EventMessage(EVENTS_JSON[1])) == "  local"
-    raw = gotemplate.parse("{{json .}}").execute(system.EventMessage(EVENTS_JSON[1]))
+    assert tmpl.execute(EventMessage(EVENTS_JSON[2])) == "1795340672 die evtest"
+    assert gotemplate.parse("{{.ID}} {{.Status}} {{.Scope}}").execute(EventMessage(EVENTS_JSON[1])) == "  local"
+    raw = gotemplate.parse("{{json .}}").execute(EventMessage(EVENTS_JSON[1]))
     assert raw.startswith('{"Type":"network","Action":"disconnect","Actor":{"ID":"b4e32f')
 
 

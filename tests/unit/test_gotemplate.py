@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from hatoba.cli import gotemplate
-from hatoba.cli.gotemplate import Template, TemplateError, parse, render, split_table
+from hatoba.cli.gotemplate import Template, TemplateError, parse, render
+from hatoba.cli.output import split_table
 
 
 def r(text: str, data: object = None) -> str:

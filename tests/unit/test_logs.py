@@ -93,6 +93,14 @@ def test_partial_joining(tmp_path: Path) -> None:
     ]
 
 
+def test_carriage_return_inside_a_line(tmp_path: Path) -> None:
+    """Only \\n ends a record: a TTY progress line ("50%\\r60%") is one line, not two."""
+    log = tmp_path / "ctr.log"
+    log.write_bytes(rec(1, "stdout", "F", b"50%\r60%\r") + rec(2, "stdout", "F", b"a\rb"))
+    assert [r.data for r in logs.read_records([str(log)])] == [b"50%\r60%\r\n", b"a\rb\n"]
+    assert b"".join(logs.framed([str(log)], tty=True)) == b"50%\r60%\r\na\rb\n"
+
+
 def test_read_records_across_rotated_files(tmp_path: Path) -> None:
     log = str(tmp_path / "ctr.log")
     Path(log + ".2").write_bytes(rec(1, "stdout", "F", b"a"))
@@ -148,6 +156,67 @@ def test_select_streams_tail_since_until() -> None:
     # tail is taken over all streams before the stream and time filters (as dockerd does)
     assert [r.data for r in logs.select(recs, stdout=True, stderr=False, tail=3)] == [b"l8\n"]
     assert logs.select(recs, stdout=True, stderr=True, tail=3, since_ns=85) == recs[9:]
+
+
+# --------------------------------------------------------------------------- framed
+
+
+def _render_records(recs: list[LogRecord], *, timestamps: bool, tty: bool) -> bytes:
+    out = b""
+    for r in recs:
+        data = (logs.format_timestamp(r.time_ns).encode() + b" " + r.data) if timestamps else r.data
+        out += data if tty else logs.frame(r.stream, data)
+    return out
+
+
+def _mixed_log(tmp_path: Path) -> list[str]:
+    """Rotated files with every kind of record: F/P, both streams, shared and odd timestamps, garbage."""
+    base = str(tmp_path / "ctr.log")
+    t = T0_NS
+    Path(base + ".1").write_bytes(
+        rec(t, "stdout", "F", b"first") + rec(t, "stdout", "F", b"same ts") + rec(t + 5, "stderr", "F", b"err")
+        + rec(t + 9, "stdout", "P", b"part1 ") + b"garbage line\n" + rec(t + 10, "stderr", "F", b"between")
+        + rec(t + 11, "stdout", "P", b"part2 ")  # the partial line continues in the next file
+    )
+    Path(base).write_bytes(
+        rec(t + 12, "stdout", "F", b"end") + rec(t + 13, "stdout", "F", b"")
+        + f"{T0} stdout F".encode() + b"\n"  # an empty line written without the space
+        + rec(t + 14, "stderr", "F", b"tty\r") + b"2026-11-22T09:40:27Z stdout F other ts form\n"
+        + b"2026-13-22T09:40:26.053358883+00:00 stdout F bad month\n"
+        + rec(t + 2 * 10**9, "stdout", "F", b"x" * 70_000) + rec(t + 3 * 10**9, "stderr", "P", b"no newline")
+        + rec(t + 4 * 10**9, "stdout", "F", b"being writ")[:20]
+    )
+    return logs.rotated_paths(base)
+
+
+@pytest.mark.parametrize("opts", [
+    {}, {"stdout": False}, {"stderr": False}, {"timestamps": True}, {"tty": True}, {"tail": 3},
+    {"tail": 0}, {"tail": 100, "stdout": False}, {"since_ns": T0_NS + 10}, {"until_ns": T0_NS + 12},
+    {"since_ns": T0_NS + 5, "until_ns": T0_NS + 2 * 10**9, "timestamps": True, "stderr": False},
+    {"chunk_size": 1},
+])
+def test_framed_equals_the_record_path(tmp_path: Path, opts: dict) -> None:
+    paths = _mixed_log(tmp_path)
+    limit = logs.complete_size(paths[-1])
+    sel = {k: opts.get(k, d) for k, d in (("stdout", True), ("stderr", True), ("since_ns", 0), ("until_ns", 0),
+                                          ("tail", None))}
+    want = _render_records(logs.select(logs.read_records(paths, limit=limit), **sel),
+                           timestamps=opts.get("timestamps", False), tty=opts.get("tty", False))
+    pieces = list(logs.framed(paths, limit=limit, **opts))
+    assert b"".join(pieces) == want
+    assert all(pieces)
+    if opts.get("chunk_size") == 1 and "tail" not in opts:
+        assert len(pieces) > 1 or len(want) == 0
+
+
+def test_framed_large_log_in_pieces(tmp_path: Path) -> None:
+    log = tmp_path / "ctr.log"
+    log.write_bytes(b"".join(rec(T0_NS + i // 100, "stdout" if i % 7 else "stderr", "F", b"line %06d" % i)
+                             for i in range(30_000)))
+    pieces = list(logs.framed([str(log)], chunk_size=1 << 16))
+    assert len(pieces) > 1
+    want = _render_records(list(logs.read_records([str(log)])), timestamps=False, tty=False)
+    assert b"".join(pieces) == want
 
 
 # --------------------------------------------------------------------------- frame

@@ -8,16 +8,19 @@ relative and absolute times deterministic.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from typing import Any
 
 from hatoba.cli.common import Command, StatusError, client
 from hatoba.cli.flags import Flag
 from hatoba.cli.units import created_ago, human_duration, human_size, truncate_id
+from hatoba.client.fastjson import dumps
 from hatoba.client.http import APIError, quote_ref
+
+TYPE_CHECKING = False  # annotations only: keep `typing`/`collections` out of the CLI's start-up
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from typing import Any
 
 FORMAT_HELP = (
     "Format output using a custom template:\n"
@@ -50,7 +53,7 @@ def encode_filters(filters: dict[str, dict[str, bool]]) -> str | None:
     """The `filters` query parameter (keys sorted, as Go marshals maps), or None when empty."""
     if not filters:
         return None
-    return json.dumps(filters, sort_keys=True, separators=(",", ":"))
+    return dumps(filters, sort_keys=True, separators=(",", ":"))
 
 
 def _zone(ts: float, tz: int | None) -> tuple[int, str]:

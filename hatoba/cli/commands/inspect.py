@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable
-from typing import Any
 
 from hatoba.cli.common import Command, StatusError, client
 from hatoba.cli.flags import Flag
 from hatoba.client.http import APIError, Client, quote_ref
+
+TYPE_CHECKING = False  # annotations only: keep `typing`/`collections` out of the CLI's start-up
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
 
 INSPECT_FORMAT_HELP = (
     "Format output using a custom template:\n"

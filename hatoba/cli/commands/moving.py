@@ -8,10 +8,13 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from typing import Any
 
 from hatoba.cli.common import Command, StatusError, client
 from hatoba.cli.flags import Flag
+
+TYPE_CHECKING = False  # annotations only: keep `typing`/`collections` out of the CLI's start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 SAVE = Command("save", "save [OPTIONS] IMAGE [IMAGE...]",
                "Save one or more images to a tar archive (streamed to STDOUT by default)", [

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 from hatoba.cli import credentials
 from hatoba.cli.common import Command, StatusError, client
 from hatoba.cli.flags import Flag
 from hatoba.client.http import APIError, quote_ref
+
+TYPE_CHECKING = False  # annotations only: keep `typing`/`collections` out of the CLI's start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _parse_ref(name: str, default_tag: str | None = "latest") -> Any:

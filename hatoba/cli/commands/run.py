@@ -7,20 +7,19 @@ hijacked connection, then the exit status comes from the wait result.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
 import sys
-import threading
+from _socket import SHUT_RDWR, SHUT_WR  # hijacked connections are _socket objects (hatoba.client.http)
 
 from hatoba.cli.commands._resources import RESOURCE_FLAGS
 from hatoba.cli.common import Command, StatusError, client
 from hatoba.cli.flags import Flag
+from hatoba.client.fastjson import loads
 from hatoba.client.http import APIError, Client
 
+# `exec ID cmd` without -i/-t loads neither os, threading nor signal: they are imported where needed
 TYPE_CHECKING = False  # `typing` costs 3 to 6 ms of CLI start-up; Any is only used in annotations
 if TYPE_CHECKING:
+    from socket import socket
     from typing import Any
 
 CONTAINER_FLAGS = RESOURCE_FLAGS + [
@@ -102,6 +101,8 @@ CREATE = Command("create", "create [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create 
 # ---- create body ------------------------------------------------------------------------------------
 
 def _parse_env_file(path: str) -> list[str]:
+    import os
+
     out = []
     try:
         with open(path) as f:
@@ -124,6 +125,8 @@ def _env(values: dict) -> list[str]:
         env += _parse_env_file(f)
     for e in values.get("env") or []:
         if "=" not in e:
+            import os
+
             if e in os.environ:
                 env.append(f"{e}={os.environ[e]}")
             continue
@@ -311,6 +314,8 @@ def build_body(values: dict, args: list[str]) -> dict[str, Any]:
 
 
 def _term_size() -> tuple[int, int] | None:
+    import os
+
     try:
         sz = os.get_terminal_size(sys.stdout.fileno())
         return sz.lines, sz.columns
@@ -359,7 +364,7 @@ def cmd_create(argv: list[str]) -> int:
 # ---- streaming ----------------------------------------------------------------------------------------
 
 class _Reader:
-    def __init__(self, sock: socket.socket, pre: bytes):
+    def __init__(self, sock: socket, pre: bytes):
         self.sock, self.buf = sock, bytearray(pre)
 
     def read_some(self) -> bytes:
@@ -386,7 +391,7 @@ class _Reader:
         return out
 
 
-def pump_output(sock: socket.socket, pre: bytes, tty: bool) -> None:
+def pump_output(sock: socket, pre: bytes, tty: bool) -> None:
     r = _Reader(sock, pre)
     out, err = sys.stdout.buffer, sys.stderr.buffer
     if tty:
@@ -427,15 +432,32 @@ def _parse_detach_keys(spec: str | None) -> bytes:
     return bytes(out)
 
 
-class _StdinPump(threading.Thread):
+class _Thread:
+    """`run` on a daemon thread once `start` is called (`threading` is imported only then)."""
+
+    def start(self) -> None:
+        import threading
+
+        self._thread = threading.Thread(target=self.run, daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+
+class _StdinPump(_Thread):
     """Copies stdin to the hijacked socket; half-closes on EOF; watches for the detach keys on a TTY."""
 
-    def __init__(self, sock: socket.socket, detach_keys: bytes | None):
-        super().__init__(daemon=True)
+    def __init__(self, sock: socket, detach_keys: bytes | None):
         self.sock, self.keys = sock, detach_keys
         self.detached = False
 
     def run(self) -> None:
+        import os
+
         fd = sys.stdin.fileno()
         matched = b""
         while True:
@@ -445,7 +467,7 @@ class _StdinPump(threading.Thread):
                 data = b""
             if not data:
                 try:
-                    self.sock.shutdown(socket.SHUT_WR)
+                    self.sock.shutdown(SHUT_WR)
                 except OSError:
                     pass
                 return
@@ -460,7 +482,7 @@ class _StdinPump(threading.Thread):
                             try:
                                 if out:
                                     self.sock.sendall(bytes(out))
-                                self.sock.shutdown(socket.SHUT_RDWR)
+                                self.sock.shutdown(SHUT_RDWR)
                             except OSError:
                                 pass
                             return
@@ -507,9 +529,10 @@ def _resize(c: Client, path: str) -> None:
             pass
 
 
-class _Waiter(threading.Thread):
+class _Waiter(_Thread):
     def __init__(self, host: str, cid: str, condition: str | None):
-        super().__init__(daemon=True)
+        import threading
+
         self.host, self.cid, self.condition = host, cid, condition
         self.result: dict | None = None
         self.error: Exception | None = None
@@ -522,7 +545,7 @@ class _Waiter(threading.Thread):
             resp = c.request("POST", f"/containers/{self.cid}/wait", params, new_conn=True)
             self.ready.set()
             raw = resp.read()
-            self.result = json.loads(raw) if raw.strip() else {}
+            self.result = loads(raw) if raw.strip() else {}
         except Exception as e:  # noqa: BLE001 - reported by the caller
             self.error = e
         finally:
@@ -545,15 +568,19 @@ def _start_error_status(msg: str) -> int:
     return 125
 
 
-def _stream_session(c: Client, sock: socket.socket, pre: bytes, *, tty: bool, stdin: bool, resize_path: str | None,
+def _stream_session(c: Client, sock: socket, pre: bytes, *, tty: bool, stdin: bool, resize_path: str | None,
                     detach_keys: bytes | None, sig_proxy_cid: str | None) -> bool:
     """Run a hijacked session to its end; returns True when the user detached."""
     pump = None
     old_handlers: dict[int, Any] = {}
-    if resize_path and tty and sys.stdout.isatty():
+    resize = bool(resize_path and tty and sys.stdout.isatty())
+    proxy = bool(sig_proxy_cid and not tty)
+    if resize or proxy:
+        import signal
+    if resize and resize_path:
         _resize(c, resize_path)
         old_handlers[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, lambda *_: _resize(c, resize_path))
-    if sig_proxy_cid and not tty:
+    if proxy:
         def forward(signum: int, _frame: Any) -> None:
             try:
                 Client(c.host).call("POST", f"/containers/{sig_proxy_cid}/kill", {"signal": signal.Signals(signum).name[3:]})
@@ -568,13 +595,13 @@ def _stream_session(c: Client, sock: socket.socket, pre: bytes, *, tty: bool, st
                 pump.start()
             else:
                 try:
-                    sock.shutdown(socket.SHUT_WR)
+                    sock.shutdown(SHUT_WR)
                 except OSError:
                     pass
             pump_output(sock, pre, tty)
     finally:
         for s, h in old_handlers.items():
-            signal.signal(s, h)
+            signal.signal(s, h)  # imported above whenever a handler was set
         sock.close()
     # run and start -a end quietly (status 0); attach and exec report "read escape sequence" (status 1)
     return pump is not None and pump.detached
@@ -722,7 +749,7 @@ def cmd_exec(argv: list[str]) -> int:
     values, args = EXEC.parse(argv)
     c = client()
     name, cmd = args[0], args[1:]
-    c.json("GET", f"/containers/{name}/json")
+    # (the docker CLI inspects the container first; creating the exec fails with the same message)
     tty, stdin, detach = bool(values.get("tty")), bool(values.get("interactive")), bool(values.get("detach"))
     body = {"User": values.get("user") or "", "Privileged": bool(values.get("privileged")), "Tty": tty,
             "AttachStdin": stdin and not detach, "AttachStderr": not detach, "AttachStdout": not detach,

@@ -8,16 +8,19 @@ The formatting is done by pure functions (:func:`format_version`, :func:`format_
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from posix import uname  # os.uname; `os` itself costs 1 to 2 ms of start-up
 
 from hatoba.cli.common import Command, StatusError, client
 from hatoba.cli.flags import Flag
 from hatoba.cli.units import bytes_size, created_ago, human_size, truncate_id
 from hatoba.client.http import APIError, ConnectError
+
+TYPE_CHECKING = False  # annotations only: keep `typing`/`collections` out of the CLI's start-up
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 API_VERSION = "1.41"
 
@@ -107,7 +110,7 @@ def client_version(context: str = "default") -> dict[str, Any]:
     from hatoba import __version__
 
     v = sys.version_info
-    machine = os.uname().machine
+    machine = uname().machine
     return {"Version": __version__, "ApiVersion": API_VERSION, "DefaultAPIVersion": API_VERSION, "GitCommit": "",
             "GoVersion": f"python{v.major}.{v.minor}.{v.micro}", "Os": sys.platform.rstrip("0123456789"),
             "Arch": _GOARCH.get(machine, machine), "BuildTime": "", "Context": context}
@@ -414,35 +417,6 @@ def format_event(ev: Mapping[str, Any], tz: int | None = None) -> str:
     return out + "\n"
 
 
-class EventMessage(Mapping[str, Any]):
-    """An event as templates see it: Go's events.Message fields (.ID, .Time, ...); `json` gives the wire JSON."""
-
-    _FIELDS = {"Status": "status", "ID": "id", "From": "from", "Type": "Type", "Action": "Action",
-               "Actor": "Actor", "Scope": "scope", "Time": "time", "TimeNano": "timeNano"}
-    _DEFAULTS: dict[str, Any] = {"Status": "", "ID": "", "From": "", "Type": "", "Action": "",
-                                 "Scope": "", "Time": 0, "TimeNano": 0}
-
-    def __init__(self, raw: Mapping[str, Any]):
-        self.raw = raw
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self._FIELDS:
-            raise KeyError(key)
-        if key == "Actor":
-            actor = self.raw.get("Actor") or {}
-            return {"ID": actor.get("ID", ""), "Attributes": actor.get("Attributes") or {}}
-        return self.raw.get(self._FIELDS[key], self._DEFAULTS[key])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._FIELDS)
-
-    def __len__(self) -> int:
-        return len(self._FIELDS)
-
-    def items(self) -> Any:  # what the template `json` function serialises
-        return self.raw.items()
-
-
 def time_param(value: str, now: float) -> str:
     """docker's timetypes.GetTimestamp: a --since/--until value as the API's string of Unix seconds."""
     from hatoba.cli.units import parse_duration_ns, parse_time_arg
@@ -465,6 +439,7 @@ def time_param(value: str, now: float) -> str:
 
 def cmd_events(argv: list[str]) -> int:
     from hatoba.cli.commands.images import encode_filters, parse_filters
+    from hatoba.cli.events import EventMessage
 
     values, _ = EVENTS.parse(argv)
     fmt = values["format"] or ""
