@@ -206,7 +206,9 @@ class _Relay:
 
     async def run(self) -> int:
         """Relay until the output is done; returns the exit status of the process."""
-        pumps = asyncio.gather(self._pump_out(self.out_fd, 2), self._pump_out(self.err_fd, 3))
+        outs = [asyncio.ensure_future(self._pump_out(self.out_fd, 2)),
+                asyncio.ensure_future(self._pump_out(self.err_fd, 3))]
+        pumps = asyncio.ensure_future(asyncio.wait(outs))  # done when both outputs ended
         feed = asyncio.ensure_future(self._pump_in()) if self.in_fd >= 0 else None
         linger = asyncio.ensure_future(self._linger())
         try:
@@ -215,7 +217,8 @@ class _Relay:
                 return self.log.exited.result()
             return await self.runc_exit  # runc's status is the process's (or runc's own failure)
         finally:
-            for t in (pumps, feed, linger):
+            # plain tasks, each cancelled on its own (a cancelled gather logs "exception never retrieved")
+            for t in (*outs, pumps, feed, linger):
                 if t is not None and not t.done():
                     t.cancel()
             for fd in (self.out_fd, self.err_fd, self.in_fd):
