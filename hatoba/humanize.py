@@ -1,6 +1,6 @@
-"""Docker's human-readable texts shared by the CLI and the daemon: durations (go-units HumanDuration and
-Go's `time.Duration.String`), the `docker ps` STATUS text (the daemon renders it in
-`GET /containers/json`), and Go's RFC3339Nano time format. Stdlib only, no imports at module level.
+"""Docker's human-readable texts shared by the CLI and the daemon: go-units durations and sizes, the
+`docker ps` STATUS text (the daemon renders it in `GET /containers/json`) and jsonmessage's progress
+text. Go's own formats (quoting, durations, RFC 3339) are in `hatoba.golang`. Stdlib only.
 """
 
 
@@ -34,37 +34,6 @@ def human_duration(seconds: float) -> str:
     return f"{int(seconds / 3600) // 24 // 365} years"
 
 
-def _trim_frac(value: int, digits: int) -> str:
-    whole, frac = divmod(value, 10**digits)
-    if not frac:
-        return str(whole)
-    return f"{whole}." + f"{frac:0{digits}d}".rstrip("0")
-
-
-def go_duration(ns: int) -> str:
-    """Go's ``time.Duration.String()`` of a nanosecond count: "0s", "500ms", "1.5s", "1m30s", "2h0m0s"."""
-    d = int(ns)
-    if d == 0:
-        return "0s"
-    sign = "-" if d < 0 else ""
-    u = -d if d < 0 else d
-    if u < 1_000_000_000:
-        if u < 1_000:
-            return f"{sign}{u}ns"
-        if u < 1_000_000:
-            return sign + _trim_frac(u, 3) + "\u00b5s"
-        return sign + _trim_frac(u, 6) + "ms"
-    secs, frac = divmod(u, 1_000_000_000)
-    hours, rem = divmod(secs, 3600)
-    minutes, sec = divmod(rem, 60)
-    out = _trim_frac(sec * 1_000_000_000 + frac, 9) + "s"
-    if hours:
-        out = f"{hours}h{minutes}m" + out
-    elif minutes:
-        out = f"{minutes}m" + out
-    return sign + out
-
-
 def status_text(state: str, *, exit_code: object, started: float, finished: float, now: float,
                 health: str = "") -> str:
     """`docker ps` STATUS for a state name (created, running, paused, restarting, removing, dead, exited):
@@ -87,13 +56,66 @@ def status_text(state: str, *, exit_code: object, started: float, finished: floa
     return f"Exited ({exit_code}) {human_duration(now - finished)} ago"
 
 
-def rfc3339_nano(ns: int) -> str:
-    """Unix nanoseconds as Go's `time.RFC3339Nano` in UTC: "2026-11-22T09:40:50.541672225Z" (trailing
-    zeros of the fraction trimmed)."""
-    import time
+# ---- sizes and progress (docker/go-units, jsonmessage) ---------------------------------------------------
 
-    sec, frac = divmod(int(ns), 1_000_000_000)
-    out = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-    if frac:
-        out += "." + f"{frac:09d}".rstrip("0")
-    return out + "Z"
+_DECIMAL = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+_BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+
+
+def _go_g(x: float, precision: int) -> str:
+    """Go's %.<precision>g: like Python's, but the exponent has at least two digits."""
+    s = f"{x:.{precision}g}"
+    if "e" in s:
+        mant, exp = s.split("e")
+        s = f"{mant}e{exp[0]}{exp[1:].lstrip('0').rjust(2, '0')}"
+    return s
+
+
+def _scaled(size: float, base: float, units: tuple[str, ...]) -> tuple[float, str]:
+    i = 0
+    while size >= base and i < len(units) - 1:
+        size /= base
+        i += 1
+    return size, units[i]
+
+
+def human_size(n: float, precision: int = 4) -> str:
+    """go-units ``HumanSizeWithPrecision`` (decimal units): 3678 → "3.678kB", 2129920 → "2.13MB".
+    `docker ps`/`images` SIZE columns use precision 3; progress bars and `HumanSize` 4."""
+    size, unit = _scaled(float(n), 1000.0, _DECIMAL)
+    return _go_g(size, precision) + unit
+
+
+def bytes_size(n: float) -> str:
+    """go-units ``BytesSize`` (binary units, 4 significant digits): "1.5MiB", "64MiB", "0B"."""
+    size, unit = _scaled(float(n), 1024.0, _BINARY)
+    return _go_g(size, 4) + unit
+
+
+def progress_string(detail: dict | None, width: int = 200) -> str:
+    """jsonmessage's JSONProgress.String(): the `progress` text of a pull/push/load message, e.g.
+    `[=====>      ]  32.77kB/307.6kB` (no bar under 111 columns; dockerd renders it at 200)."""
+    if not detail:
+        return ""
+    current = int(detail.get("current") or 0)
+    total = int(detail.get("total") or 0)
+    units = detail.get("units") or ""
+    if current <= 0 and total <= 0:
+        return ""
+    if total <= 0:
+        return f"{human_size(current):>8}" if not units else f"{current} {units}"
+    pct = min(int(current / total * 100) // 2, 50)
+    box = ""
+    if width > 110:
+        box = "[" + "=" * pct + ">" + " " * max(50 - pct, 0) + "] "
+    if detail.get("hidecounts"):
+        nums = ""
+    elif not units:
+        nums = f"{human_size(current):>8}/{human_size(total)}"
+        if current > total:
+            nums = f"{human_size(current):>8}"
+    else:
+        nums = f"{current}/{total} {units}"
+        if current > total:
+            nums = f"{current} {units}"
+    return box + nums

@@ -4,7 +4,6 @@ hatoba's own base-image bootstrap. Registry routes are in `distribution`, save/l
 from __future__ import annotations
 
 import asyncio
-import json
 import tempfile
 from collections.abc import Callable
 from typing import IO, Any, Protocol
@@ -14,6 +13,7 @@ from aiohttp import web
 
 from hatoba.api import distribution
 from hatoba.api.common import Router, backend, json_response, param, qbool, qfilters
+from hatoba.distribution import progress as pg
 from hatoba.errors import HatobaError, InvalidParameter
 
 
@@ -40,8 +40,8 @@ def _name(request: web.Request) -> str:
 
 
 def msg(d: dict) -> bytes:
-    """One progress message as dockerd streams them (CRLF-terminated JSON)."""
-    return json.dumps(d, separators=(",", ":")).encode() + b"\r\n"
+    """One progress message as dockerd streams them (compact JSON, <>& escaped, CRLF)."""
+    return pg.encode(d)
 
 
 async def start_stream(request: web.Request) -> web.StreamResponse:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 
+from hatoba.humanize import human_size, progress_string  # noqa: F401  (human_size re-exported)
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import IO, Any
-
-_UNITS = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-
 
 class StreamError(Exception):
     """An `error` message in the stream."""
@@ -25,43 +24,6 @@ class StreamError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
-
-
-def human_size(size: float) -> str:
-    i = 0
-    while size >= 1000.0 and i < len(_UNITS) - 1:
-        size /= 1000.0
-        i += 1
-    s = f"{size:.4g}"
-    return s + _UNITS[i]
-
-
-def progress_string(detail: dict | None, width: int) -> str:
-    """JSONProgress.String() of the docker CLI."""
-    if not detail:
-        return ""
-    current = int(detail.get("current") or 0)
-    total = int(detail.get("total") or 0)
-    units = detail.get("units") or ""
-    if current <= 0 and total <= 0:
-        return ""
-    if total <= 0:
-        return f"{human_size(current):>8}" if not units else f"{current} {units}"
-    pct = min(int(current / total * 100) // 2, 50)
-    box = ""
-    if width > 110:
-        box = "[" + "=" * pct + ">" + " " * max(50 - pct, 0) + "] "
-    if detail.get("hidecounts"):
-        nums = ""
-    elif not units:
-        nums = f"{human_size(current):>8}/{human_size(total)}"
-        if current > total:
-            nums = f"{human_size(current):>8}"
-    else:
-        nums = f"{current}/{total} {units}"
-        if current > total:
-            nums = f"{current} {units}"
-    return box + nums
 
 
 def terminal_width(out: IO[str]) -> int:

@@ -1,8 +1,8 @@
 """Docker's progress messages: the JSON objects of a pull/push stream and their `progress` strings.
 
-`bar(current, total)` is what dockerd puts in `progress` (jsonmessage's JSONProgress.String() at
-its 200-column default width): `[=====>      ]  32.77kB/307.6kB`, just `   2.13MB` once current
-passes total. Sizes use Docker's decimal units with four significant digits.
+`progress` carries jsonmessage's JSONProgress.String() at dockerd's 200-column width
+(`humanize.progress_string`): `[=====>      ]  32.77kB/307.6kB`, just `   2.13MB` once current
+passes total.
 """
 
 from __future__ import annotations
@@ -13,40 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-_UNITS = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-
-
-def _go_g4(x: float) -> str:
-    """Go's %.4g (no trailing zeros, exponent form only for huge/tiny values)."""
-    s = f"{x:.4g}"
-    if "e" in s:
-        mant, exp = s.split("e")
-        sign = exp[0]
-        digits = exp[1:].lstrip("0").rjust(2, "0")
-        s = f"{mant}e{sign}{digits}"
-    return s
-
-
-def human_size(size: float) -> str:
-    """docker/go-units HumanSize: 3678 → 3.678kB, 2129920 → 2.13MB."""
-    i = 0
-    while size >= 1000.0 and i < len(_UNITS) - 1:
-        size /= 1000.0
-        i += 1
-    return _go_g4(size) + _UNITS[i]
-
-
-def bar(current: int, total: int) -> str:
-    if current <= 0 and total <= 0:
-        return ""
-    if total <= 0:
-        return f"{human_size(current):>8}"
-    pct = min(int(current / total * 100) // 2, 50)
-    box = "[" + "=" * pct + ">" + " " * max(50 - pct, 0) + "] "
-    nums = f"{human_size(current):>8}/{human_size(total)}"
-    if current > total:
-        nums = f"{human_size(current):>8}"
-    return box + nums
+from hatoba.humanize import progress_string
 
 
 def encode(msg: dict[str, Any]) -> bytes:
@@ -71,7 +38,7 @@ def layer(text: str, id: str) -> dict[str, Any]:
 
 def progress(text: str, id: str, current: int, total: int) -> dict[str, Any]:
     return {"status": text, "progressDetail": {"current": current, "total": total},
-            "progress": bar(current, total), "id": id}
+            "progress": progress_string({"current": current, "total": total}), "id": id}
 
 
 def error(message: str) -> dict[str, Any]:

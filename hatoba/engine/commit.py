@@ -32,9 +32,10 @@ from typing import IO, Any
 from hatoba import __version__
 from hatoba.engine.health import merge_config as merge_healthcheck
 from hatoba.errors import Conflict, HatobaError, InvalidParameter, NotFound
+from hatoba.golang import rfc3339
 from hatoba.images import changes as changes_mod
 from hatoba.images import gojson, reference
-from hatoba.images.store import ImageStore, rfc3339
+from hatoba.images.store import ImageStore
 from hatoba.runtime.conmon import OCIRuntimeError
 from hatoba.storage import layers as layers_mod
 

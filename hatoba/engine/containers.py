@@ -27,7 +27,8 @@ from hatoba.engine.events import Events
 from hatoba.engine.lifecycle import Lifecycle
 from hatoba.engine.monitor import Monitor
 from hatoba.errors import Conflict, InvalidParameter, NotFound
-from hatoba.images.store import ImageStore, parse_rfc3339, rfc3339
+from hatoba.golang import rfc3339, unix_seconds
+from hatoba.images.store import ImageStore
 from hatoba.runtime.conmon import OCIRuntimeError, Runtime
 from hatoba.runtime.spec import DEFAULT_PATH
 from hatoba.storage.snapshots import Snapshotter, chain_ids
@@ -328,7 +329,7 @@ class Containers(Lifecycle, Monitor):
             if not views.labels_match(c.config.get("Labels") or {}, filters.get("label", []),
                                       filters.get("label!", [])):
                 continue
-            if until is not None and parse_rfc3339(c.created) >= until:
+            if until is not None and unix_seconds(c.created) >= until:
                 continue
             reclaimed += self.snapshots.upper_size(c.id)
             await self.remove(c.id)
@@ -406,6 +407,6 @@ def _parse_until(s: str) -> float:
         return float(s)
     except ValueError:
         try:
-            return parse_rfc3339(s)
+            return unix_seconds(s)
         except ValueError:
             raise InvalidParameter(f"invalid filter 'until={s}'") from None

@@ -27,8 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hatoba.errors import HatobaError, InvalidParameter
-from hatoba.humanize import go_duration, rfc3339_nano
-from hatoba.images.store import parse_rfc3339
+from hatoba.golang import go_duration, rfc3339_nano, unix_seconds
 
 if TYPE_CHECKING:
     from hatoba.engine.container import Container
@@ -302,7 +301,7 @@ class HealthChecks:
         start_period = _timing(hc, "StartPeriod", DEFAULT_START_PERIOD)
         retries = int(hc.get("Retries") or 0)
         argv = probe_command(c.config) or []
-        started_ns = int(parse_rfc3339(c.state.get("StartedAt")) * SECOND)
+        started_ns = int(unix_seconds(c.state.get("StartedAt")) * SECOND)
         while True:
             await asyncio.sleep(interval / SECOND)
             start_ns = time.time_ns()

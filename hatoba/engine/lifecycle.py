@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from hatoba.engine import mounts
 from hatoba.engine.signals import parse_signal
 from hatoba.errors import Conflict, HatobaError, InvalidParameter, NotModified
-from hatoba.images.store import rfc3339
+from hatoba.golang import rfc3339
 from hatoba.network import etcfiles, sandbox
 from hatoba.runtime import cgroups
 from hatoba.runtime.conmon import OCIRuntimeError

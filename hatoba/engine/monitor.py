@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from hatoba.engine.container import Container
 from hatoba.engine.reconcile import reconcile
 from hatoba.errors import HatobaError, NotFound
-from hatoba.images.store import rfc3339
+from hatoba.golang import rfc3339
 from hatoba.runtime import cgroups
 from hatoba.runtime.conmon import OCIRuntimeError, Runtime
 

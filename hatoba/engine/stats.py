@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from hatoba.images.store import rfc3339
+from hatoba.golang import rfc3339
 from hatoba.runtime import cgroups
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from hatoba.engine.container import Container
 from hatoba.engine.health import health_status, validate_health_filter
 from hatoba.errors import HatobaError, InvalidParameter
+from hatoba.golang import unix_seconds
 from hatoba.humanize import status_text
-from hatoba.images.store import parse_rfc3339
 
 if TYPE_CHECKING:
     from hatoba.engine.container import Manager
@@ -87,15 +87,15 @@ def state_name(c: Container) -> str:
 
 def _status_text(c: Container, now: float) -> str:
     s = c.state
-    return status_text(state_name(c), exit_code=s.get("ExitCode", 0), started=parse_rfc3339(s.get("StartedAt")),
-                       finished=parse_rfc3339(s.get("FinishedAt")), now=now,
+    return status_text(state_name(c), exit_code=s.get("ExitCode", 0), started=unix_seconds(s.get("StartedAt")),
+                       finished=unix_seconds(s.get("FinishedAt")), now=now,
                        health=health_status(s))  # "(healthy)", "(health: starting)"
 
 
 def summary(mgr: Manager, c: Container, now: float, size: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "Id": c.id, "Names": ["/" + c.name], "Image": c.config.get("Image", ""), "ImageID": c.image_id,
-        "Command": command_string(c), "Created": int(parse_rfc3339(c.created)), "Ports": [],
+        "Command": command_string(c), "Created": int(unix_seconds(c.created)), "Ports": [],
         "Labels": c.config.get("Labels") or {}, "State": state_name(c), "Status": _status_text(c, now),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode", "default")},
         "NetworkSettings": _network_settings(c, False), "Mounts": _mounts(c),

@@ -35,8 +35,10 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from hatoba.errors import InvalidParameter, NotFound
+from hatoba.golang import unix_seconds
+from hatoba.humanize import progress_string
 from hatoba.images import gojson, reference
-from hatoba.images.store import Image, ImageStore, parse_rfc3339
+from hatoba.images.store import Image, ImageStore
 from hatoba.schema import image as image_schema
 from hatoba.storage.content import InvalidDigest, parse_digest
 from hatoba.storage.layers import LayerError
@@ -263,7 +265,7 @@ def save(store: ImageStore, images: list[tuple[Image, list[str]]], out: IO[bytes
         diff_ids = img.diff_ids
         if not diff_ids:
             raise InvalidParameter("empty export - not implemented")
-        created = parse_rfc3339(img.config.get("created"))
+        created = unix_seconds(img.config.get("created"))
         raw = store.content.read(img.id)
         if fmt == "docker":
             layers = []
@@ -367,30 +369,6 @@ class _HashingReader:
         return "sha256:" + self.hash.hexdigest()
 
 
-def human_size(n: float) -> str:
-    """go-units HumanSize: 4 significant digits, decimal units."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-    i = 0
-    n = float(n)
-    while n >= 1000.0 and i < len(units) - 1:
-        n /= 1000.0
-        i += 1
-    return f"{n:.4g}{units[i]}"
-
-
-def progress_bar(current: int, total: int) -> str:
-    """The `progress` string dockerd puts next to progressDetail (JSONProgress.String, width 200)."""
-    if current <= 0 and total <= 0:
-        return ""
-    if total <= 0:
-        return f"{human_size(current):>8}"
-    pct = min(int(current / total * 100) // 2, 50)
-    bar = "[" + "=" * pct + ">" + " " * max(50 - pct, 0) + "] "
-    if current > total:
-        return bar + f"{human_size(current):>8}"
-    return bar + f"{human_size(current):>8}/{human_size(total)}"
-
-
 class ProgressReader:
     """pkg/progress.Reader: reports `action` for `id` every 512 kB (or 1 %), at most 10 times a
     second, plus when the data is complete and at the end of the stream."""
@@ -417,7 +395,8 @@ class ProgressReader:
         if last or self.current == self.size or now - self._last_emit >= 0.1:
             self._last_emit = now
             self._emit({"status": self.action, "progressDetail": {"current": self.current, "total": self.size},
-                        "progress": progress_bar(self.current, self.size), "id": self.id})
+                        "progress": progress_string({"current": self.current, "total": self.size}),
+                        "id": self.id})
 
     def finish(self) -> None:
         if self.current < self.size:

@@ -24,9 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hatoba.errors import InvalidParameter, NotFound
+from hatoba.golang import rfc3339
 from hatoba.images import reference
 from hatoba.images.recipes import debian
-from hatoba.images.store import Image, ImageStore, default_config, rfc3339
+from hatoba.images.store import Image, ImageStore, default_config
 
 HELLO_EPOCH = 1767225600  # 2026-01-01T00:00:00Z
 

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from hatoba.db import Database
 from hatoba.errors import Conflict, InvalidParameter, NotFound
-from hatoba.humanize import rfc3339_nano
+from hatoba.golang import rfc3339, unix_seconds
 from hatoba.images import reference
 from hatoba.images.compression import open_decompressed
 from hatoba.images.distmeta import DistributionMetadata
@@ -36,42 +36,6 @@ from hatoba.storage.leases import CONTENT, SNAPSHOT, Lease, Leases
 from hatoba.storage.snapshots import Snapshotter, chain_ids
 
 _EPOCH_ZERO = "0001-01-01T00:00:00Z"
-
-
-def rfc3339(ts: float) -> str:
-    """Unix seconds as Go's RFC3339Nano (UTC)."""
-    return rfc3339_nano(round(ts * 1e9))
-
-
-def parse_rfc3339(s: str | None) -> float:
-    """Unix seconds of an RFC 3339 time; 0.0 for the zero time and for anything unparsable."""
-    if not s or not isinstance(s, str) or s.startswith("0001-01-01"):
-        return 0.0
-    try:
-        return _parse_rfc3339(s)
-    except (ValueError, OverflowError):
-        return 0.0
-
-
-def _parse_rfc3339(s: str) -> float:
-    from datetime import datetime
-
-    main, _, rest = s.partition(".")
-    frac, tz = "", "Z"
-    if rest:
-        i = 0
-        while i < len(rest) and rest[i].isdigit():
-            i += 1
-        frac, tz = rest[:i], rest[i:]
-    else:
-        for sep in ("Z", "+", "-"):
-            j = main.find(sep, 10)
-            if j > 0:
-                main, tz = main[:j], main[j:]
-                break
-    tz = "+00:00" if tz in ("Z", "") else tz
-    dt = datetime.fromisoformat(main + tz)
-    return dt.timestamp() + (float("0." + frac) if frac else 0.0)
 
 
 class Image:
@@ -92,7 +56,7 @@ class Image:
 
     @property
     def created(self) -> float:
-        return parse_rfc3339(self.config.get("created"))
+        return unix_seconds(self.config.get("created"))
 
     def doc(self) -> dict:
         doc = {"id": self.id, "size": self.size, "last_tag_time": self.last_tag_time}
@@ -416,7 +380,7 @@ class ImageStore:
             if not empty and li < len(diffs):
                 size = self.layer_size(diffs[li])
                 li += 1
-            out.append({"Comment": h.get("comment", ""), "Created": int(parse_rfc3339(h.get("created"))),
+            out.append({"Comment": h.get("comment", ""), "Created": int(unix_seconds(h.get("created"))),
                         "CreatedBy": h.get("created_by", ""), "Id": "<missing>", "Size": size, "Tags": None})
         out.reverse()
         # dockerd fills in the ids (and tags) of the images along the Parent chain, one per entry

@@ -24,10 +24,11 @@ import functools
 import os
 import re
 import struct
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
+
+from hatoba.golang import days_from_civil, format_rfc3339, parse_rfc3339_ns
 
 __all__ = [
     "LogRecord",
@@ -65,23 +66,13 @@ class LogRecord:
 # --------------------------------------------------------------------------- timestamps
 
 
-def _days_from_civil(y: int, m: int, d: int) -> int:
-    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
-    y -= m <= 2
-    era = (y if y >= 0 else y - 399) // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
 @functools.lru_cache(maxsize=256)
 def _seconds(prefix: bytes, offset: bytes) -> int:
     """Epoch seconds of ``YYYY-MM-DDTHH:MM:SS`` at UTC offset ``Z``/``±hh:mm`` (cached per second)."""
     date, _, clock = prefix.partition(b"T")
     y, mo, d = date.split(b"-")
     hh, mm, ss = clock.split(b":")
-    secs = _days_from_civil(int(y), int(mo), int(d)) * 86400 + int(hh) * 3600 + int(mm) * 60 + int(ss)
+    secs = days_from_civil(int(y), int(mo), int(d)) * 86400 + int(hh) * 3600 + int(mm) * 60 + int(ss)
     if offset in (b"Z", b"z", b""):
         return secs
     sign = -1 if offset[:1] == b"-" else 1
@@ -89,28 +80,19 @@ def _seconds(prefix: bytes, offset: bytes) -> int:
     return secs - sign * (int(oh) * 3600 + int(om or b"0") * 60)
 
 
-_TS_RE = re.compile(rb"^(\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9})\d*)?(Z|z|[+-]\d\d(?::?\d\d)?)$")
-
-
 def parse_timestamp(ts: bytes | str) -> int:
-    """Parse an RFC 3339 timestamp (optional fraction, ``Z`` or ``±hh:mm``) into epoch nanoseconds."""
+    """An RFC 3339 timestamp as epoch nanoseconds: conmon's own form (``2026-11-22T09:40:26.053358883+00:00``)
+    on a fast, cached path for the log reader; anything else through `golang.parse_rfc3339_ns`."""
     raw = ts.encode() if isinstance(ts, str) else ts
-    # conmon's own form, ``2026-11-22T09:40:26.053358883+00:00``, without the regular expression
     if len(raw) == 35 and raw[19] == 46 and raw[32] == 58 and raw[20:29].isdigit() and raw[30:32].isdigit() \
             and raw[33:35].isdigit() and raw[29] in (43, 45):
         secs = _canonical_seconds(raw[:19], raw[29:])
         if secs is not None:
             return secs * _NS + int(raw[20:29])
-    m = _TS_RE.match(raw)
-    if m is None:
-        raise ValueError(f"invalid RFC 3339 timestamp: {raw!r}")
-    prefix, frac, offset = m.groups()
-    if len(offset) == 5:  # +hhmm
-        offset = offset[:3] + b":" + offset[3:]
-    elif len(offset) == 3:  # +hh
-        offset = offset + b":00"
-    nanos = int(frac.ljust(9, b"0")) if frac else 0
-    return _seconds(prefix, offset) * _NS + nanos
+    try:
+        return parse_rfc3339_ns(raw.decode())
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"invalid RFC 3339 timestamp: {raw!r}") from None
 
 
 _PREFIX_RE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
@@ -123,14 +105,9 @@ def _canonical_seconds(prefix: bytes, offset: bytes) -> int | None:
 
 
 def format_timestamp(time_ns: int) -> str:
-    """`logs -t` timestamps in UTC: ``2026-11-22T09:40:26.053358880Z``.
-
-    dockerd formats them with jsonmessage.RFC3339NanoFixed: always nine fraction digits (unlike Go's
-    RFC3339Nano, which trims trailing zeros), so the prefixes line up.
-    """
-    secs, nanos = divmod(time_ns, _NS)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    return f"{base}.{nanos:09d}Z"
+    """`logs -t` timestamps in UTC: ``2026-11-22T09:40:26.053358880Z`` (jsonmessage.RFC3339NanoFixed:
+    always nine fraction digits, so the prefixes line up)."""
+    return format_rfc3339(time_ns, frac="fixed")
 
 
 # --------------------------------------------------------------------------- parsing

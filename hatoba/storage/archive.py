@@ -19,7 +19,7 @@ import posixpath
 import stat
 from typing import Any, BinaryIO
 
-from hatoba.humanize import rfc3339_nano
+from hatoba.golang import rfc3339_nano
 
 from .layers import _DIR_FLAGS, _Entry, _extract_stream, _TarWriter, _walk
 

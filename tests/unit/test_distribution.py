@@ -182,12 +182,14 @@ def test_built_manifest_matches_dockerd_layout() -> None:
 
 
 def test_progress_bars_as_in_trace_43_and_42() -> None:
-    assert pg.bar(3678, 307594) == "[>" + " " * 50 + "]  3.678kB/307.6kB"
-    assert pg.bar(307594, 307594) == "[" + "=" * 50 + ">]  307.6kB/307.6kB"
-    assert pg.bar(32768, 307594) == "[=====>" + " " * 45 + "]  32.77kB/307.6kB"
-    assert pg.bar(19968, 1984274) == "[>" + " " * 50 + "]  19.97kB/1.984MB"
-    assert pg.bar(2129920, 1984274) == "[" + "=" * 50 + ">]   2.13MB"
-    assert pg.human_size(999) == "999B" and pg.human_size(1000) == "1kB" and pg.human_size(150e6) == "150MB"
+    from hatoba.humanize import human_size, progress_string
+
+    assert progress_string({"current": 3678, "total": 307594}) == "[>" + " " * 50 + "]  3.678kB/307.6kB"
+    assert progress_string({"current": 307594, "total": 307594}) == "[" + "=" * 50 + ">]  307.6kB/307.6kB"
+    assert progress_string({"current": 32768, "total": 307594}) == "[=====>" + " " * 45 + "]  32.77kB/307.6kB"
+    assert progress_string({"current": 19968, "total": 1984274}) == "[>" + " " * 50 + "]  19.97kB/1.984MB"
+    assert progress_string({"current": 2129920, "total": 1984274}) == "[" + "=" * 50 + ">]   2.13MB"
+    assert human_size(999) == "999B" and human_size(1000) == "1kB" and human_size(150e6) == "150MB"
 
 
 def test_progress_messages_bytes() -> None:

@@ -9,7 +9,8 @@ from hatoba.cli.commands.run import RUN, build_body
 from hatoba.cli.common import StatusError
 from hatoba.engine import health
 from hatoba.errors import InvalidParameter
-from hatoba.humanize import go_duration, status_text
+from hatoba.golang import go_duration
+from hatoba.humanize import status_text
 
 S = 1_000_000_000
 

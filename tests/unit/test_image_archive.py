@@ -99,10 +99,12 @@ def test_gojson_escapes_and_orders():
 
 
 def test_progress_bar():
-    assert archive.progress_bar(1536, 1536) == "[" + "=" * 50 + ">]  1.536kB/1.536kB"
-    assert archive.progress_bar(0, 0) == ""
-    assert archive.progress_bar(1_000_000, 2_140_160).endswith("]      1MB/2.14MB")
-    assert archive.human_size(2129920) == "2.13MB"
+    from hatoba.humanize import human_size, progress_string
+
+    assert progress_string({"current": 1536, "total": 1536}) == "[" + "=" * 50 + ">]  1.536kB/1.536kB"
+    assert progress_string({"current": 0, "total": 0}) == ""
+    assert progress_string({"current": 1_000_000, "total": 2_140_160}).endswith("]      1MB/2.14MB")
+    assert human_size(2129920) == "2.13MB"
 
 
 def test_progress_reader_reports_like_dockerd():
@@ -518,12 +520,13 @@ def test_inspect_comment_and_parent_history(store):
 def test_cli_renders_load_progress_like_docker(monkeypatch):
     """trace 41: `docker load` on an 80-column terminal."""
     from hatoba.cli import jsonmessage
+    from hatoba.humanize import progress_string
 
     monkeypatch.setattr(jsonmessage, "terminal_width", lambda out: 80)
     msgs = []
     for lid, size in (("55f9f785c61a", 1536), ("3405cd3a30e5", 7168)):
         m = {"status": "Loading layer", "progressDetail": {"current": size, "total": size},
-             "progress": archive.progress_bar(size, size), "id": lid}
+             "progress": progress_string({"current": size, "total": size}), "id": lid}
         msgs += [m, m]
     msgs.append({"stream": "Loaded image: friendlyhello:latest\n"})
     out = io.StringIO()

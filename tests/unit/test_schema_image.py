@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from hatoba.db import Database
 from hatoba.errors import InvalidParameter
+from hatoba.golang import unix_seconds as parse_rfc3339
 from hatoba.images import archive
-from hatoba.images.store import ImageStore, parse_rfc3339
+from hatoba.images.store import ImageStore
 from hatoba.schema import image
 from hatoba.storage.content import ContentStore
 from hatoba.storage.snapshots import Snapshotter

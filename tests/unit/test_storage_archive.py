@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hatoba.humanize import rfc3339_nano
+from hatoba.golang import rfc3339_nano
 from hatoba.storage.archive import (
     ArchiveError,
     archive_path,

@@ -82,9 +82,10 @@ def go_time_string(ts: float, tz: int | None = None) -> str:
 
 def go_rfc3339(ts: float, tz: int | None = None) -> str:
     """Go's ``time.Unix(ts, 0).Format(time.RFC3339)``: "2026-11-22T09:40:00Z" or "...+01:00"."""
+    from hatoba.golang import format_rfc3339
+
     off, _ = _zone(ts, tz)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(ts) + off))
-    return base + ("Z" if off == 0 else _offset_text(off, True))
+    return format_rfc3339(int(ts) * 1_000_000_000, frac="none", tz=off)
 
 
 def _char_width(ch: str) -> int:

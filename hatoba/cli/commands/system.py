@@ -392,14 +392,10 @@ EVENTS = Command("events", "events [OPTIONS]", "Get real time events from the se
 
 def rfc3339_nano_fixed(ts_ns: int, tz: int | None = None) -> str:
     """Go's "2006-01-02T15:04:05.000000000Z07:00" layout (what `events` prints), local zone unless ``tz``."""
-    secs, frac = divmod(int(ts_ns), 1_000_000_000)
-    off = time.localtime(secs).tm_gmtoff if tz is None else tz
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs + off))
-    if off == 0:
-        zone = "Z"
-    else:
-        zone = ("+" if off > 0 else "-") + f"{abs(off) // 3600:02d}:{abs(off) % 3600 // 60:02d}"
-    return f"{base}.{frac:09d}{zone}"
+    from hatoba.golang import format_rfc3339
+
+    off = time.localtime(int(ts_ns) // 1_000_000_000).tm_gmtoff if tz is None else tz
+    return format_rfc3339(ts_ns, frac="fixed", tz=off)
 
 
 def format_event(ev: Mapping[str, Any], tz: int | None = None) -> str:

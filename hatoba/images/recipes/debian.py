@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hatoba.golang import rfc3339
 from hatoba.images.recipes import mmdebstrap
-from hatoba.images.store import Image, ImageStore, default_config, rfc3339
+from hatoba.images.store import Image, ImageStore, default_config
 
 # bump when a recipe's output changes for the same archive content (it is part of the labels)
 RECIPE_VERSION = 1
