@@ -65,6 +65,19 @@ def routes() -> Router:
     return router
 
 
+class _Gone(web.Response):
+    """What a handler whose client went away returns: aiohttp writes nothing more for it."""
+
+    async def prepare(self, request: web.BaseRequest) -> None:  # type: ignore[override]
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+_GONE = _Gone()
+
+
 def make_app(**backends: Any) -> web.Application:
     """The aiohttp application over the given backends (see BACKENDS; missing ones answer 500)."""
     router = routes()
@@ -99,8 +112,13 @@ def make_app(**backends: Any) -> web.Application:
             if HIJACKED in request:  # the answer went out already: the stream just ends
                 return await finish(request[HIJACKED])
             return error_response(e.status, e.message)
-        except (ConnectionResetError, BrokenPipeError):
-            raise
+        except (ConnectionResetError, BrokenPipeError):  # the client went away mid-answer: nothing to say
+            log.debug("%s %s: the client closed the connection", request.method, path)
+            if HIJACKED in request:
+                return await finish(request[HIJACKED])
+            if request.transport is not None:
+                request.transport.close()
+            return _GONE
         except Exception:  # noqa: BLE001 - a bug of ours: log it, answer without internals
             log.exception("%s %s failed", request.method, path)
             if HIJACKED in request:

@@ -281,3 +281,22 @@ def test_malformed_request_is_400_without_a_logged_traceback(caplog: pytest.LogC
     with caplog.at_level("DEBUG"):
         run(t)
     assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+
+
+def test_a_client_gone_mid_answer_is_not_a_daemon_error(caplog: pytest.LogCaptureFixture) -> None:
+    class Gone(FakeContainers):
+        def inspect(self, ref: str, size: bool = False) -> dict:
+            raise ConnectionResetError("Cannot write to closing transport")
+
+    async def main() -> None:
+        client = TestClient(TestServer(make_app(containers=Gone())))
+        await client.start_server()
+        try:
+            with pytest.raises(Exception):  # noqa: B017 - the server closes the connection without an answer
+                await client.get("/containers/x/json")
+        finally:
+            await client.close()
+
+    with caplog.at_level("DEBUG"):
+        asyncio.run(main())
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
