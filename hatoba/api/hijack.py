@@ -17,8 +17,9 @@ from typing import Any
 from aiohttp import web
 
 from hatoba.api.common import HIJACKED
+from hatoba.images import mediatypes
 
-UPGRADED = (b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+UPGRADED = (b"HTTP/1.1 101 UPGRADED\r\nContent-Type: " + mediatypes.RAW_STREAM.encode() + b"\r\n"
             b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
 
 

@@ -12,28 +12,25 @@ import os
 from dataclasses import dataclass
 
 from hatoba.errors import HatobaError, InvalidParameter, NotFound
-
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
-SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
-
-ACCEPT = [OCI_MANIFEST, DOCKER_MANIFEST, DOCKER_LIST, OCI_INDEX, SCHEMA1_SIGNED, SCHEMA1]
-MANIFEST_TYPES = (DOCKER_MANIFEST, OCI_MANIFEST)
-INDEX_TYPES = (DOCKER_LIST, OCI_INDEX)
-LAYER_TYPES = (DOCKER_LAYER, DOCKER_FOREIGN_LAYER, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
-               "application/vnd.oci.image.layer.nondistributable.v1.tar",
-               "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-               "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd")
+from hatoba.images.mediatypes import (  # noqa: F401  (the registry client's names for them)
+    ACCEPT,
+    DOCKER_CONFIG,
+    DOCKER_FOREIGN_LAYER,
+    DOCKER_LAYER,
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    INDEX_TYPES,
+    LAYER_TYPES,
+    MANIFEST_TYPES,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_LAYER_GZIP,
+    OCI_LAYER_ZSTD,
+    OCI_MANIFEST,
+    SCHEMA1,
+    SCHEMA1_SIGNED,
+)
 
 
 class ManifestError(HatobaError):

@@ -25,12 +25,12 @@ from hatoba.distribution.auth import AuthConfig
 from hatoba.distribution.client import Registry
 from hatoba.distribution.service import Service
 from hatoba.errors import HatobaError
+from hatoba.images import mediatypes
 from hatoba.images.compression import gzip_compress
 from hatoba.images.distmeta import LayerBlob
 from hatoba.images.reference import Reference
 
-_GZIP_TYPES = (mf.DOCKER_LAYER, mf.OCI_LAYER_GZIP, mf.DOCKER_FOREIGN_LAYER,
-               "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip")
+_GZIP_TYPES = mediatypes.GZIP_LAYER_TYPES
 
 
 def tags_to_push(svc: Service, ref: Reference) -> list[Reference]:

@@ -37,7 +37,7 @@ from typing import IO, Any
 from hatoba.errors import InvalidParameter, NotFound
 from hatoba.golang import unix_seconds
 from hatoba.humanize import progress_string
-from hatoba.images import gojson, reference
+from hatoba.images import gojson, mediatypes, reference
 from hatoba.images.store import Image, ImageStore
 from hatoba.schema import image as image_schema
 from hatoba.storage.content import InvalidDigest, parse_digest
@@ -53,12 +53,6 @@ OCI_LAYOUT = "oci-layout"
 OCI_INDEX = "index.json"
 OCI_LAYOUT_CONTENT = b'{"imageLayoutVersion": "1.0.0"}'
 
-MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MT_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-MT_OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-MT_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MT_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 ANN_REF_NAME = "org.opencontainers.image.ref.name"
 ANN_IMAGE_NAME = "io.containerd.image.name"
 
@@ -295,14 +289,14 @@ def save(store: ImageStore, images: list[tuple[Image, list[str]]], out: IO[bytes
                 if diff_id not in layer_paths:
                     plan.layer(store, path, diff_id, created)
                     layer_paths[diff_id] = path
-                descs.append({"mediaType": MT_OCI_LAYER, "digest": diff_id, "size": plan.members[path].size})
+                descs.append({"mediaType": mediatypes.OCI_LAYER, "digest": diff_id, "size": plan.members[path].size})
             plan.file("blobs/sha256/" + img.id[7:], raw, created)
-            oci_manifest = gojson.dumps({"schemaVersion": 2, "mediaType": MT_OCI_MANIFEST,
-                                         "config": {"mediaType": MT_OCI_CONFIG, "digest": img.id, "size": len(raw)},
+            oci_manifest = gojson.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
+                                         "config": {"mediaType": mediatypes.OCI_CONFIG, "digest": img.id, "size": len(raw)},
                                          "layers": descs})
             mdigest = "sha256:" + hashlib.sha256(oci_manifest).hexdigest()
             plan.file("blobs/sha256/" + mdigest[7:], oci_manifest, 0)
-            desc = {"mediaType": MT_OCI_MANIFEST, "digest": mdigest, "size": len(oci_manifest),
+            desc = {"mediaType": mediatypes.OCI_MANIFEST, "digest": mdigest, "size": len(oci_manifest),
                     "platform": {"architecture": img.config.get("architecture", "amd64"),
                                  "os": img.config.get("os", "linux")}}
             for t in tags or [None]:
@@ -326,7 +320,7 @@ def save(store: ImageStore, images: list[tuple[Image, list[str]]], out: IO[bytes
     plan.file(MANIFEST, gojson.dumps(manifest) + b"\n", 0)
     if fmt == "oci":
         plan.file(OCI_LAYOUT, OCI_LAYOUT_CONTENT, 0)
-        plan.file(OCI_INDEX, gojson.dumps({"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": index}), 0)
+        plan.file(OCI_INDEX, gojson.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": index}), 0)
     plan.write(out)
 
 
@@ -605,7 +599,7 @@ def _oci_items(rd: _Reader) -> list[_ToLoad]:
         data = _verified_blob(rd, digest)
         doc = _json(data, digest)
         mt = mt or doc.get("mediaType", "")
-        if mt in (MT_OCI_INDEX, MT_DOCKER_LIST) or "manifests" in doc:
+        if mt in (mediatypes.OCI_INDEX, mediatypes.DOCKER_LIST) or "manifests" in doc:
             subs = [d for d in doc.get("manifests") or [] if isinstance(d, dict)]
             fitting = [d for d in subs if (d.get("platform") or {}).get("os", "linux") == "linux"
                        and (d.get("platform") or {}).get("architecture", _host_arch()) == _host_arch()]

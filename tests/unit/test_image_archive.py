@@ -19,6 +19,7 @@ from hatoba.db import Database
 from hatoba.engine import commit as commit_mod
 from hatoba.errors import InvalidParameter
 from hatoba.images import archive, gojson
+from hatoba.images import mediatypes as mt
 from hatoba.images.store import ImageStore, default_config
 from hatoba.storage.content import ContentStore
 from hatoba.storage.snapshots import Snapshotter
@@ -316,15 +317,15 @@ def _oci_layout(layers: list[bytes], annotations: dict[str, str], *, gz: bool = 
     for raw in layers:
         diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
         blob = gzip.compress(raw, mtime=0) if gz else raw
-        descs.append({"mediaType": archive.MT_OCI_LAYER + ("+gzip" if gz else ""), "digest": put(blob),
+        descs.append({"mediaType": mt.OCI_LAYER + ("+gzip" if gz else ""), "digest": put(blob),
                       "size": len(blob)})
     cfg = json.dumps(default_config(diff_ids, cmd=["sh"], created="2024-01-02T03:04:05Z")).encode()
     cfg_d = put(cfg)
-    man = json.dumps({"schemaVersion": 2, "mediaType": archive.MT_OCI_MANIFEST,
-                      "config": {"mediaType": archive.MT_OCI_CONFIG, "digest": cfg_d, "size": len(cfg)},
+    man = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+                      "config": {"mediaType": mt.OCI_CONFIG, "digest": cfg_d, "size": len(cfg)},
                       "layers": descs}).encode()
     man_d = put(man)
-    index = {"schemaVersion": 2, "manifests": [{"mediaType": archive.MT_OCI_MANIFEST, "digest": man_d,
+    index = {"schemaVersion": 2, "manifests": [{"mediaType": mt.OCI_MANIFEST, "digest": man_d,
                                                 "size": len(man), "annotations": annotations}]}
     entries: list[tuple[str, bytes | None]] = [("blobs", None), ("blobs/sha256", None)]
     entries += [("blobs/sha256/" + d[7:], b) for d, b in blobs.items()]
