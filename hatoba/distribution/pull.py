@@ -35,7 +35,6 @@ from hatoba.distribution.auth import AuthConfig
 from hatoba.distribution.client import Registry, RegistryError
 from hatoba.distribution.service import Service
 from hatoba.errors import HatobaError, InvalidParameter, NotFound
-from hatoba.images.compression import open_layer_stream
 from hatoba.images.reference import Reference
 from hatoba.schema import image as image_schema
 from hatoba.storage.snapshots import chain_ids
@@ -409,7 +408,7 @@ def _extract(svc: Service, layer: mf.Descriptor, diff_id: str, chain: str, paren
         meter = tail.meter if tail is not None else pg.Meter(out, "Extracting", sid, size)
         raw: IO[bytes] = tail if tail is not None else images.content.open(layer.digest)  # type: ignore[assignment]
         try:
-            _, tar_size = images.snapshots.add_layer(chain, parent, open_layer_stream(_Counting(raw, meter)))
+            _, tar_size = images.snapshots.add_layer(chain, parent, _Counting(raw, meter))  # any compression
         finally:
             raw.close()
         meter.done()

@@ -3,7 +3,7 @@
 For each layer (its diff id), blobs it is known as (pulled, or compressed by an earlier push) are
 checked with HEAD (`Layer already exists`) or mounted from another repository of the same registry
 (`Mounted from …`). Otherwise the local compressed blob is uploaded, or the layer is compressed
-first (pigz-style gzip level 1, see `hatoba.images.compression`) and the blob kept in the content
+first (pigz-style gzip level 1, see `hatoba.storage.compression`) and the blob kept in the content
 store with its diff id, so the next push sends the very same bytes. Uploads: one PUT for small
 blobs; one streamed PATCH then PUT ?digest= for layers (or Content-Range PATCHes in "chunked" mode).
 
@@ -26,9 +26,9 @@ from hatoba.distribution.client import Registry
 from hatoba.distribution.service import Service
 from hatoba.errors import HatobaError
 from hatoba.images import mediatypes
-from hatoba.images.compression import gzip_compress
 from hatoba.images.distmeta import LayerBlob
 from hatoba.images.reference import Reference
+from hatoba.storage.compression import gzip_compress
 
 _GZIP_TYPES = mediatypes.GZIP_LAYER_TYPES
 

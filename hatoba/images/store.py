@@ -13,7 +13,6 @@ operation holds what it writes until the image record that references it is comm
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -27,11 +26,12 @@ from hatoba.db import Database
 from hatoba.errors import Conflict, InvalidParameter, NotFound
 from hatoba.golang import rfc3339, unix_seconds
 from hatoba.images import reference
-from hatoba.images.compression import open_decompressed
 from hatoba.images.distmeta import DistributionMetadata
 from hatoba.schema import image as image_schema
 from hatoba.storage import leases as leases_mod
+from hatoba.storage.compression import CompressionError, Decompressing
 from hatoba.storage.content import ContentStore
+from hatoba.storage.layers import LayerError
 from hatoba.storage.leases import CONTENT, SNAPSHOT, Lease, Leases
 from hatoba.storage.snapshots import Snapshotter, chain_ids
 
@@ -180,7 +180,7 @@ class ImageStore:
             return self.content.open(diff_id)
         for b in self.dist.blobs_for(diff_id):
             if self.content.has(b.digest):
-                return _Closing(open_decompressed(raw := self.content.open(b.digest)), raw)
+                return _Closing(Decompressing(raw := self.content.open(b.digest)), raw)
         return self.content.open(diff_id)  # raises BlobNotFound
 
     def layer_size(self, diff_id: str) -> int:
@@ -437,45 +437,13 @@ def _config_view(cfg: dict) -> dict:
     return out
 
 
-class _Decompress:
-    """A file-like that yields the uncompressed bytes of a plain or gzip stream."""
-
-    def __init__(self, f: IO[bytes]):
-        head = f.read(2)
-        if head == b"\x1f\x8b":
-            self._f: IO[bytes] = gzip.GzipFile(fileobj=_Prefixed(head, f))  # type: ignore[assignment]
-        else:
-            self._f = _Prefixed(head, f)  # type: ignore[assignment]
-
-    def read(self, n: int = -1) -> bytes:
-        return self._f.read(n)
-
-
-class _Prefixed:
-    def __init__(self, prefix: bytes, f: IO[bytes]):
-        self._p = prefix
-        self._f = f
-
-    def read(self, n: int = -1) -> bytes:
-        if self._p:
-            if n < 0:
-                data = self._p + self._f.read()
-                self._p = b""
-                return data
-            data, self._p = self._p[:n], self._p[n:]
-            if len(data) < n:
-                data += self._f.read(n - len(data))
-            return data
-        return self._f.read(n)
-
-
 def _decompressed(f: IO[bytes]) -> Iterable[bytes]:
-    d = _Decompress(f)
-    while True:
-        chunk = d.read(1 << 20)
-        if not chunk:
-            return
-        yield chunk
+    """The uncompressed chunks of a plain or compressed layer tar (a CompressionError is the client's
+    data: LayerError)."""
+    try:
+        yield from Decompressing(f).chunks()
+    except CompressionError as e:
+        raise LayerError(str(e)) from None
 
 
 def default_config(diff_ids: list[str], *, cmd: list[str] | None, env: list[str] | None = None,

@@ -31,11 +31,9 @@ in layer tars are ignored rather than applied.
 from __future__ import annotations
 
 import base64
-import bz2
 import errno
 import hashlib
 import logging
-import lzma
 import os
 import posixpath
 import queue
@@ -45,16 +43,12 @@ import tarfile
 import threading
 import time
 import urllib.parse
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
-from typing import Any, BinaryIO, Literal, NoReturn
+from typing import BinaryIO, Literal, NoReturn
 
-try:  # ISA-L's inflate: about twice as fast as zlib's, and it releases the GIL as well
-    from isal import igzip_lib as _igzip
-except ImportError:  # pragma: no cover - optional dependency
-    _igzip = None
+from hatoba.storage.compression import CompressionError, Decompressing
 
 __all__ = [
     "LayerError",
@@ -90,140 +84,30 @@ class LayerError(Exception):
 # Streams
 
 
-_Decompressor = Any  # IgzipDecompressor | zlib.Decompress | BZ2Decompressor | LZMADecompressor | _Finished
-# bz2 raises OSError for invalid data
-_DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) + (
-    (_igzip.IsalError,) if _igzip is not None else ()
-)
-
-
 class _DecompressingReader:
-    """Chunks of the uncompressed bytes of a possibly compressed stream.
-
-    Detects gzip/bzip2/xz by magic, decompresses incrementally with bounded
-    output per step, and hashes/counts the *uncompressed* bytes produced.
-    """
+    """Chunks of the uncompressed bytes of a possibly compressed layer (`compression.Decompressing`),
+    hashed and counted: the diff id and size of what is extracted."""
 
     def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
+        self._src = Decompressing(raw, chunk=_CHUNK)
+        self.compression: str | None = None if self._src.kind == "plain" else self._src.kind
         self._hash = hashlib.sha256()
         self.size = 0
-        self._buf = bytearray()
-        self._eof = False
-        self._pending = b""
-        head = b""
-        while len(head) < 6:
-            chunk = raw.read(6 - len(head))
-            if not chunk:
-                break
-            head += chunk
-        self._pending = head
-        self.compression: str | None = None
-        if head.startswith(b"\x1f\x8b"):
-            self.compression = "gzip"
-        elif head.startswith(b"BZh"):
-            self.compression = "bzip2"
-        elif head.startswith(b"\xfd7zXZ\x00"):
-            self.compression = "xz"
-        elif head.startswith(b"\x28\xb5\x2f\xfd"):
-            raise LayerError("zstd-compressed layers are not supported")
-        self._dec = self._new_decompressor() if self.compression else None
-
-    def _new_decompressor(self) -> _Decompressor:
-        if self.compression == "gzip":
-            if _igzip is not None:
-                return _igzip.IgzipDecompressor(flag=_igzip.DECOMP_GZIP)
-            return zlib.decompressobj(16 + zlib.MAX_WBITS)
-        if self.compression == "bzip2":
-            return bz2.BZ2Decompressor()
-        return lzma.LZMADecompressor()
-
-    def _raw_read(self) -> bytes:
-        if self._pending:
-            data, self._pending = self._pending, b""
-            return data
-        return self._raw.read(_CHUNK)
-
-    def _decompress(self, dec: _Decompressor, data: bytes) -> bytes:
-        try:
-            return dec.decompress(data, _CHUNK)
-        except _DECOMPRESS_ERRORS as e:
-            raise LayerError(f"invalid {self.compression} stream: {e}") from None
-
-    def _produce(self) -> bytes:
-        """Next chunk of uncompressed data; b"" at end of stream."""
-        if self._dec is None:
-            return self._raw_read()
-        dec = self._dec
-        while True:
-            if isinstance(dec, _Finished):
-                return b""
-            if hasattr(dec, "unconsumed_tail"):  # zlib
-                if dec.eof:
-                    out = b""
-                else:
-                    data = dec.unconsumed_tail or self._raw_read()
-                    if not data and not dec.unconsumed_tail:
-                        raise LayerError("unexpected end of compressed layer stream")
-                    out = self._decompress(dec, data)
-                finished = dec.eof
-                unused = dec.unused_data if finished else b""
-            else:
-                if dec.eof:
-                    out = b""
-                elif dec.needs_input:
-                    data = self._raw_read()
-                    if not data:
-                        raise LayerError("unexpected end of compressed layer stream")
-                    out = self._decompress(dec, data)
-                else:
-                    out = self._decompress(dec, b"")
-                finished = dec.eof
-                unused = dec.unused_data if finished else b""
-            if finished:
-                # Concatenated members/streams: continue if another one follows.
-                rest = unused
-                while len(rest) < 3:
-                    more = self._raw.read(_CHUNK)
-                    if not more:
-                        break
-                    rest += more
-                magic = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7z"}[self.compression or ""]
-                if rest.startswith(magic):
-                    self._pending = rest
-                    dec = self._dec = self._new_decompressor()
-                else:
-                    self._dec = _Finished()  # trailing garbage/padding is ignored
-                    return out
-            if out:
-                return out
 
     def next_chunk(self) -> bytes:
         """Next chunk of uncompressed data, hashed and counted; b"" at end of stream."""
-        if self._eof:
-            return b""
-        chunk = self._produce()
+        try:
+            chunk = self._src.next_chunk()
+        except CompressionError as e:
+            raise LayerError(str(e)) from None
         if chunk:
             self._hash.update(chunk)
             self.size += len(chunk)
-        else:
-            self._eof = True
         return chunk
 
     @property
     def digest(self) -> str:
         return "sha256:" + self._hash.hexdigest()
-
-
-class _Finished:
-    """Decompressor stand-in after the last member: produces nothing."""
-
-    eof = True
-    needs_input = False
-    unused_data = b""
-
-    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
-        return b""
 
 
 class _Pipe:

@@ -22,7 +22,7 @@ from hatoba.distribution.auth import AuthConfig, TokenCache, decode_registry_aut
 from hatoba.distribution.client import is_insecure, registry_errors
 from hatoba.distribution.search import registry_host, split_term
 from hatoba.errors import InvalidParameter, NotFound
-from hatoba.images.compression import gzip_compress, open_decompressed
+from hatoba.storage.compression import gzip_compress, open_decompressed
 
 # ---- auth ------------------------------------------------------------------------------------------
 

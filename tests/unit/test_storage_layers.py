@@ -197,7 +197,23 @@ def test_empty_stream_and_bad_streams(work: str) -> None:
     with pytest.raises(LayerError):
         apply(gzip.compress(tar_bytes(reg("a", b"x" * 5000)))[:60], os.path.join(work, "t"))
     with pytest.raises(LayerError, match="zstd"):
-        apply(b"\x28\xb5\x2f\xfd" + b"\0" * 100, os.path.join(work, "z"))
+        apply(b"\x28\xb5\x2f\xfd" + b"\xff" * 100, os.path.join(work, "z"))
+
+
+def test_zstd_bzip2_xz_and_concatenated_gzip_layers(work: str) -> None:
+    import bz2
+    import lzma
+
+    import zstandard
+
+    data = tar_bytes(reg("a", b"x" * 5000), reg("b", b"y"))
+    want = "sha256:" + hashlib.sha256(data).hexdigest()
+    for i, blob in enumerate((zstandard.ZstdCompressor().compress(data), bz2.compress(data), lzma.compress(data),
+                              gzip.compress(data[:700]) + gzip.compress(data[700:]))):
+        dest = os.path.join(work, f"c{i}")
+        assert apply(blob, dest)[0] == want
+        with open(os.path.join(dest, "b")) as f:
+            assert f.read() == "y"
 
 
 @root_only
