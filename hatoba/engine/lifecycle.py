@@ -24,7 +24,8 @@ from hatoba.network import etcfiles, sandbox
 from hatoba.runtime import cgroups
 from hatoba.runtime.conmon import OCIRuntimeError
 from hatoba.runtime.spec import DEFAULT_PATH, SpecError, build_spec
-from hatoba.runtime.users import UserError, resolve_user, secure_join
+from hatoba.runtime.users import UserError, resolve_user
+from hatoba.storage.paths import resolve_in_root
 
 if TYPE_CHECKING:
     from hatoba.engine.container import Container, Manager
@@ -204,7 +205,7 @@ class Lifecycle:
             args = [INIT_PATH, "--", *args]
         cwd = cfg.get("WorkingDir") or "/"
         if cwd != "/":
-            target = secure_join(rootfs, cwd)  # resolved inside the rootfs: image symlinks cannot lead out
+            target = resolve_in_root(rootfs, cwd)  # resolved inside the rootfs: image symlinks cannot lead out
             if not os.path.lexists(target):
                 os.makedirs(target, exist_ok=True)
                 os.chown(target, user.uid, user.gid)
@@ -213,7 +214,7 @@ class Lifecycle:
             # anonymous volumes are kept in the container's own filesystem until volumes land; their
             # mount point exists as with dockerd
             if isinstance(vol, str) and vol.startswith("/") and vol not in bound:
-                target = secure_join(rootfs, vol)
+                target = resolve_in_root(rootfs, vol)
                 if not os.path.lexists(target):
                     os.makedirs(target, exist_ok=True)
         try:

@@ -21,23 +21,22 @@ link target or ``..`` never escapes it), so a hostile image cannot make the daem
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from dataclasses import dataclass, field
+
+from hatoba.storage.paths import resolve_in_root
 
 __all__ = [
     "ResolvedUser",
     "UserError",
     "resolve_user",
-    "secure_join",
     "parse_passwd",
     "parse_group",
 ]
 
 MIN_ID = 0
 MAX_ID = 2**31 - 1
-_MAX_SYMLINKS = 255
 _MAX_FILE = 16 * 1024 * 1024
 
 
@@ -74,47 +73,9 @@ class GroupEntry:
     members: list[str]
 
 
-def secure_join(root: str, unsafe_path: str) -> str:
-    """Join ``unsafe_path`` onto ``root`` resolving symlinks as if ``root`` were ``/``.
-
-    The result is always inside ``root``. Components that do not exist are appended literally.
-    """
-    root = os.path.abspath(root)
-    pending = [p for p in unsafe_path.split("/") if p not in ("", ".")]
-    pending.reverse()  # stack: next component at the end
-    resolved: list[str] = []
-    hops = 0
-    while pending:
-        part = pending.pop()
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            st = os.lstat(candidate)
-        except OSError:
-            resolved.append(part)
-            continue
-        if not stat.S_ISLNK(st.st_mode):
-            resolved.append(part)
-            continue
-        hops += 1
-        if hops > _MAX_SYMLINKS:
-            raise OSError(errno.ELOOP, "too many levels of symbolic links", unsafe_path)
-        target = os.readlink(candidate)
-        if target.startswith("/"):
-            resolved = []
-        extra = [p for p in target.split("/") if p not in ("", ".")]
-        pending.extend(reversed(extra))
-    return os.path.join(root, *resolved)
-
-
 def _read_in_rootfs(rootfs: str, path: str) -> str | None:
     """Read a small regular file inside ``rootfs``; ``None`` if it is missing or not a regular file."""
-    full = secure_join(rootfs, path)
+    full = resolve_in_root(rootfs, path)
     try:
         fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:

@@ -1,7 +1,7 @@
 """``docker cp`` support on a container root filesystem directory.
 
 Owns the container-side halves of ``HEAD/GET/PUT /containers/{id}/archive``:
-resolving container paths chroot-style (:func:`resolve_in_root`), the
+resolving container paths chroot-style (``storage.paths.resolve_in_root``), the
 ``X-Docker-Container-Path-Stat`` payload (:func:`stat_path`, Go ``os.FileMode``
 bits and RFC 3339 nanosecond timestamps), producing the tar that the Docker CLI
 expects (:func:`archive_path`) and safely extracting an uploaded tar
@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 from hatoba.golang import rfc3339_nano
 
 from .layers import _DIR_FLAGS, _Entry, _extract_stream, _TarWriter, _walk
+from .paths import resolve_in_root
 
 __all__ = [
     "ArchiveError",
@@ -32,7 +33,6 @@ __all__ = [
     "stat_path",
 ]
 
-_MAX_SYMLINKS = 255
 
 # Go os.FileMode type bits
 GO_MODE_DIR = 1 << 31
@@ -48,57 +48,6 @@ GO_MODE_STICKY = 1 << 20
 
 class ArchiveError(Exception):
     """An uploaded archive is unsafe or conflicts with the destination."""
-
-
-def resolve_in_root(root: str, path: str, follow_last: bool = True) -> str:
-    """Host path of container path ``path``, resolving symlinks as if chrooted to ``root``.
-
-    Absolute symlink targets restart at ``root`` and ``..`` never climbs above
-    it.  Missing components are kept lexically.  The last component is left
-    unresolved when ``follow_last`` is False, unless ``path`` ends with ``/``
-    or ``/.``.  Raises ``OSError(ELOOP)`` after too many symlinks.
-    """
-    root = os.path.abspath(root)
-    if path.endswith("/") or path.endswith("/.") or path in (".", ""):
-        follow_last = True
-    remaining = list(reversed(path.split("/")))
-    resolved: list[str] = []
-    links = 0
-    while remaining:
-        comp = remaining.pop()
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        is_last = all(c in ("", ".") for c in remaining)
-        host = os.path.join(root, *resolved, comp)
-        try:
-            st = os.lstat(host)
-        except (FileNotFoundError, NotADirectoryError):
-            resolved.append(comp)
-            continue
-        if stat.S_ISLNK(st.st_mode) and (follow_last or not is_last):
-            links += 1
-            if links > _MAX_SYMLINKS:
-                raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
-            try:
-                target = os.readlink(host)
-            except (FileNotFoundError, NotADirectoryError):
-                resolved.append(comp)  # removed since the lstat: resolve it as a missing name
-                continue
-            except OSError as e:
-                if e.errno != errno.EINVAL:
-                    raise
-                resolved.append(comp)  # replaced by a non-link since the lstat (a running container)
-                continue
-            if target.startswith("/"):
-                resolved = []
-            remaining.extend(reversed(target.split("/")))
-            continue
-        resolved.append(comp)
-    return os.path.join(root, *resolved) if resolved else root
 
 
 def go_file_mode(st_mode: int) -> int:

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from hatoba.runtime.users import ResolvedUser, UserError, parse_group, parse_passwd, resolve_user, secure_join
+from hatoba.runtime.users import ResolvedUser, UserError, parse_group, parse_passwd, resolve_user
+from hatoba.storage.paths import resolve_in_root as secure_join
 
 PASSWD = """root:x:0:0:root:/root:/bin/sh
 daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
