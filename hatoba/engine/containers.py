@@ -24,7 +24,7 @@ from hatoba.engine import hostconfig, mounts, names, rootfs, stats, top, views
 from hatoba.engine import logs as logs_mod
 from hatoba.engine.container import Container, new_state
 from hatoba.engine.events import Events
-from hatoba.engine.lifecycle import Lifecycle
+from hatoba.engine.lifecycle import Lifecycle, make_volume_mountpoints
 from hatoba.engine.monitor import Monitor
 from hatoba.errors import Conflict, InvalidParameter, NotFound
 from hatoba.golang import rfc3339, unix_seconds
@@ -219,7 +219,14 @@ class Containers(Lifecycle, Monitor):
         os.makedirs(self.persist_dir(c), mode=0o700, exist_ok=True)
         try:
             self.snapshots.prepare(cid, c.chain)
+            if config.get("Volumes"):
+                rootfs = self.snapshots.mount(cid, c.chain)
+                try:
+                    make_volume_mountpoints(rootfs, config, mounts.parse(host_config))
+                finally:
+                    self.snapshots.unmount(cid)
         except BaseException:
+            self.snapshots.remove(cid)
             shutil.rmtree(self.data_dir(c), ignore_errors=True)
             raise
         self.by_id[cid] = c

@@ -26,7 +26,7 @@ HOST_CONFIG_DEFAULTS: dict[str, Any] = {
     "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
     "NetworkMode": "default", "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
     "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
-    "CgroupnsMode": "host", "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None,
+    "CgroupnsMode": "", "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None,
     "IpcMode": "private", "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False,
     "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "",
     "ShmSize": 67108864, "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0,
@@ -72,6 +72,7 @@ class HostFacts:
     cpus: str  # the cpuset available to containers, e.g. "0-1"
     mems: str  # memory nodes, e.g. "0"
     cpu_realtime: bool
+    cgroup_v2: bool = False  # a unified hierarchy: dockerd's default cgroup namespace is then private
 
 
 def _read_first(paths: tuple[str, ...], default: str) -> str:
@@ -98,7 +99,8 @@ def host_facts() -> HostFacts:
                         "/sys/fs/cgroup/cpuset.mems.effective", "/sys/devices/system/node/online"), "0")
     rt = os.path.exists("/sys/fs/cgroup/cpu/cpu.rt_period_us") or os.path.exists(
         "/sys/fs/cgroup/cpu,cpuacct/cpu.rt_period_us")
-    return HostFacts(ncpu=ncpu, cpus=cpus, mems=mems, cpu_realtime=rt)
+    return HostFacts(ncpu=ncpu, cpus=cpus, mems=mems, cpu_realtime=rt,
+                     cgroup_v2=os.path.exists("/sys/fs/cgroup/cgroup.controllers"))
 
 
 def _copy(v: Any) -> Any:
@@ -171,6 +173,8 @@ def build(hc_in: dict[str, Any] | None, *, config: dict[str, Any] | None = None,
     if not valid_runtime(runtime_name):
         raise _bad(f"Unknown runtime specified {runtime_name}")
     hc["Runtime"] = runtime_name
+    if not hc.get("CgroupnsMode"):  # dockerd's default: private on cgroup v2, host on v1
+        hc["CgroupnsMode"] = "private" if facts.cgroup_v2 else "host"
     if hc.get("CgroupnsMode") not in ("", "private", "host"):
         raise _bad(f"invalid cgroup namespace mode: {hc['CgroupnsMode']}")
     _check_ns_modes(hc)

@@ -49,6 +49,17 @@ def find_init(configured: str = "") -> str | None:
     return None
 
 
+def make_volume_mountpoints(rootfs: str, cfg: dict[str, Any], binds: list[mounts.Mount]) -> None:
+    """Anonymous volumes are kept in the container's own filesystem until volumes land; their mount
+    points exist from create on, as with dockerd (a `docker cp` into one before the start works)."""
+    bound = {m.destination for m in binds}
+    for vol in cfg.get("Volumes") or {}:
+        if isinstance(vol, str) and vol.startswith("/") and vol not in bound:
+            target = resolve_in_root(rootfs, vol)
+            if not os.path.lexists(target):
+                os.makedirs(target, exist_ok=True)
+
+
 def _private_file(path: str, data: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -209,14 +220,7 @@ class Lifecycle:
             if not os.path.lexists(target):
                 os.makedirs(target, exist_ok=True)
                 os.chown(target, user.uid, user.gid)
-        bound = {m.destination for m in binds}
-        for vol in cfg.get("Volumes") or {}:
-            # anonymous volumes are kept in the container's own filesystem until volumes land; their
-            # mount point exists as with dockerd
-            if isinstance(vol, str) and vol.startswith("/") and vol not in bound:
-                target = resolve_in_root(rootfs, vol)
-                if not os.path.lexists(target):
-                    os.makedirs(target, exist_ok=True)
+        make_volume_mountpoints(rootfs, cfg, binds)
         try:
             return build_spec(rootfs=rootfs, args=args, env=env, cwd=cwd, user=user,
                               hostname=hostname, tty=c.tty, host_config=hc, cgroups_path=self.cgroups_path(c),

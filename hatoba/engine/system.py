@@ -49,22 +49,6 @@ def backing_filesystem(path: str) -> str:
     return _FS_NAMES.get(fstype, fstype)
 
 
-def swap_limit_supported() -> bool:
-    """Can a container's swap be limited: v1 memory.memsw.*, or v2's memory.swap.max."""
-    if cgroups.is_unified():
-        return os.path.exists(os.path.join(cgroups.CGROUP_ROOT, "user.slice", "memory.swap.max")) or any(
-            os.path.exists(os.path.join(d, "memory.swap.max")) for d in _v2_children())
-    mem = cgroups.cgroup_v1_paths("/").get("memory")
-    return bool(mem) and os.path.exists(os.path.join(mem, "memory.memsw.limit_in_bytes"))
-
-
-def _v2_children() -> list[str]:
-    try:
-        return [e.path for e in os.scandir(cgroups.CGROUP_ROOT) if e.is_dir()]
-    except OSError:
-        return []
-
-
 def ipv4_forwarding() -> bool:
     try:
         with open("/proc/sys/net/ipv4/ip_forward") as f:
@@ -134,7 +118,7 @@ class SystemService:
         warnings = []
         if not ipv4_forwarding():
             warnings.append("WARNING: IPv4 forwarding is disabled")
-        if not swap_limit_supported():
+        if not cgroups.swap_limit_supported():
             warnings.append("WARNING: No swap limit support")
         return {
             "ID": self.daemon_id, "Containers": len(cs), "ContainersRunning": running, "ContainersPaused": paused,
@@ -144,7 +128,7 @@ class SystemService:
                              ["Native Overlay Diff", "true"], ["userxattr", "false"]],
             "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Authorization": None,
                         "Log": LOG_DRIVERS},
-            "MemoryLimit": True, "SwapLimit": swap_limit_supported(), "KernelMemory": False,
+            "MemoryLimit": True, "SwapLimit": cgroups.swap_limit_supported(), "KernelMemory": False,
             "KernelMemoryTCP": False, "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True,
             "PidsLimit": True, "IPv4Forwarding": ipv4_forwarding(),
             "BridgeNfIptables": _bridge_nf("bridge-nf-call-iptables"),

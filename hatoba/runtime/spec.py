@@ -40,6 +40,7 @@ import stat
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from hatoba.runtime import cgroups as _cgroups
 from hatoba.runtime import seccomp as _seccomp
 
 if TYPE_CHECKING:
@@ -191,9 +192,7 @@ def _cap_last_cap() -> int:
 
 @functools.lru_cache(maxsize=1)
 def _swap_limit_supported() -> bool:
-    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-        return True
-    return os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+    return _cgroups.swap_limit_supported()  # cached: the host does not change under a daemon
 
 
 @functools.lru_cache(maxsize=1)

@@ -314,3 +314,18 @@ def test_anonymous_volume_mount_point_exists(daemon):
     p = daemon.hatoba("run", "--rm", "-v", "/vol1", "busybox", "sh", "-c", "echo data > /vol1/f && cat /vol1/f")
     assert p.returncode == 0, p.stderr
     assert p.stdout == b"data\n"
+
+
+def test_copy_into_an_anonymous_volume_before_start(daemon, tmp_path):
+    # docker-py's ArchiveTest: the mount point of `-v /vol1` exists from create on
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"copied\n")
+    p = daemon.hatoba("create", "--name", "volcp", "-v", "/vol1", "busybox", "cat", "/vol1/f.txt")
+    assert p.returncode == 0, p.stderr
+    try:
+        p = daemon.hatoba("cp", str(src), "volcp:/vol1/")
+        assert p.returncode == 0, p.stderr
+        p = daemon.hatoba("start", "-a", "volcp")
+        assert p.stdout == b"copied\n", p
+    finally:
+        daemon.hatoba("rm", "-f", "volcp")

@@ -218,3 +218,15 @@ def test_uint_list() -> None:
 def test_host_facts() -> None:
     f = hostconfig.host_facts()
     assert f.ncpu >= 1 and hostconfig.parse_uint_list(f.cpus) and f.mems
+
+
+def test_default_cgroupns_mode_follows_the_cgroup_version() -> None:
+    import dataclasses
+
+    from hatoba.engine.hostconfig import build, host_facts
+
+    kw = {"log_opts": {}, "default_runtime": "runc", "valid_runtime": lambda n: True}
+    for v2, want in ((False, "host"), (True, "private")):
+        facts = dataclasses.replace(host_facts(), cgroup_v2=v2)
+        assert build({}, facts=facts, **kw)[0]["CgroupnsMode"] == want
+        assert build({"CgroupnsMode": "host"}, facts=facts, **kw)[0]["CgroupnsMode"] == "host"
