@@ -158,7 +158,8 @@ def remove_cgroup_tree(parent: str) -> list[str]:
 class PrivateDaemon:
     """hatobad on its own socket, data root, exec root, pidfile and cgroup parent."""
 
-    def __init__(self, tag: str = "bench", base: str = "/tmp"):
+    def __init__(self, tag: str = "bench", base: str = "/tmp", pythonpath: str | None = None):
+        """`pythonpath`: run hatobad and the CLI from another checkout (a 'before' figure)."""
         self.root = tempfile.mkdtemp(prefix=f"hatoba-{tag}-", dir=base)
         self.sock = os.path.join(self.root, "hatoba.sock")
         self.host = f"unix://{self.sock}"
@@ -171,6 +172,10 @@ class PrivateDaemon:
         self.env = dict(os.environ, HATOBA_HOST=self.host, DOCKER_HOST=self.host,
                         DOCKER_CONFIG=os.path.join(self.root, "docker-config"))
         self.env.pop("DOCKER_CONTEXT", None)
+        if pythonpath:
+            self.env["PYTHONPATH"] = os.path.abspath(pythonpath)
+            subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(pythonpath, "hatoba")],
+                           check=False, stdout=subprocess.DEVNULL)
         os.makedirs(self.env["DOCKER_CONFIG"], exist_ok=True)
         with open(os.path.join(self.root, "daemon.json"), "w") as f:
             f.write("{}\n")
@@ -187,7 +192,7 @@ class PrivateDaemon:
             [HATOBAD, "-H", self.host, "--data-root", self.data_root, "--exec-root", self.exec_root,
              "--pidfile", self.pidfile, "--cgroup-parent", self.cgroup_parent,
              "--config-file", os.path.join(self.root, "daemon.json"), "--log-level", log_level],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, env=self.env)
         log.close()
         deadline = time.time() + 30
         while time.time() < deadline:

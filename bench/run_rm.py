@@ -13,6 +13,7 @@ Target: (a) median <= 150 ms.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -141,15 +142,21 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2, help="unmeasured iterations first (default 2)")
     ap.add_argument("--dockerd", help="unix:///path of a reference dockerd (optional, never required)")
     ap.add_argument("--no-docker-cli", action="store_true", help="skip case (b)")
+    ap.add_argument("--base", help="a checkout of an earlier hatoba: case (e) runs its hatobad and CLI beside")
     a = ap.parse_args()
     need_root()
     ensure_bytecode()
 
-    with PrivateDaemon("bench") as d:
+    with PrivateDaemon("bench") as d, contextlib.ExitStack() as stack:
         floor = RuncFloor(d.cgroup_parent)
         try:
             d.start()
             d.bootstrap("busybox")
+            base = None
+            if a.base:
+                base = stack.enter_context(PrivateDaemon("bench-base", pythonpath=a.base))
+                base.start()
+                base.bootstrap("busybox")
             ref_env = dockerd_env(a.dockerd) if a.dockerd else None
 
             cases: list[tuple[str, object]] = [
@@ -160,6 +167,9 @@ def main() -> None:
                 cases.append(("(b) docker CLI -> hatobad run --rm", lambda: timed(
                     [DOCKER, "run", "--rm", "busybox", "true"], env=d.env)))
             cases.append(("(c) runc run true (floor)", floor.run_once))
+            if base is not None:
+                cases.append(("(e) base hatoba run --rm busybox true", lambda: timed(
+                    [HATOBA, "run", "--rm", "busybox", "true"], env=base.env)))
             if ref_env is not None:
                 cases.append(("(d) docker CLI -> dockerd run --rm", lambda: timed(
                     [DOCKER, "run", "--rm", "busybox", "true"], env=ref_env)))
