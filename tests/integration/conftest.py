@@ -237,7 +237,8 @@ class Daemon:
                 inner.sock = s
 
         c = Conn("localhost", timeout=timeout)
-        data = json.dumps(body).encode() if body is not None else None
+        # bytes are sent as they are (bodies JSON cannot express: 1e400, NaN, not JSON at all)
+        data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else None
         c.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
         r = c.getresponse()
         raw = r.read()

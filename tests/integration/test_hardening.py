@@ -329,3 +329,74 @@ def test_copy_into_an_anonymous_volume_before_start(daemon, tmp_path):
         assert p.stdout == b"copied\n", p
     finally:
         daemon.hatoba("rm", "-f", "volcp")
+
+
+# Each body of the findings: answered 400 before anything is stored, and every other client
+# still gets its list, inspect and df (they used to answer 500 for everyone afterwards).
+BAD_CREATE = {
+    "cmd-ints": {"Cmd": [1, 2]}, "labels-int": {"Labels": {"a": 5}}, "exposedports-list": {"ExposedPorts": ["80"]},
+    "tty-yes": {"Tty": "yes"}, "user-int": {"User": 5}, "dns-string": {"HostConfig": {"Dns": "1.1.1.1"}},
+    "stoptimeout-huge": {"StopTimeout": 1e400}, "memory-huge": {"HostConfig": {"Memory": 1e400}},
+    "memory-lots": {"HostConfig": {"Memory": "lots"}}, "env-string": {"Env": "x"}, "env-int": {"Env": [5]},
+    "tmpfs-list": {"HostConfig": {"Tmpfs": ["/x"]}}, "ulimits-string": {"HostConfig": {"Ulimits": "x"}},
+    "blkio-huge": {"HostConfig": {"BlkioWeight": 99999}}, "workingdir-int": {"WorkingDir": 5},
+    "cmd-int": {"Cmd": 5}, "entrypoint-int": {"Entrypoint": 5}, "hostconfig-string": {"HostConfig": "x"},
+    "image-int": {"Image": 5}, "labels-list": {"Labels": ["a"]}, "binds-int": {"HostConfig": {"Binds": [5]}},
+    "restart-string": {"HostConfig": {"RestartPolicy": "always"}}, "mounts-int": {"HostConfig": {"Mounts": [5]}},
+    "logconfig-string": {"HostConfig": {"LogConfig": "x"}},
+    "restart-bogus": {"HostConfig": {"RestartPolicy": {"Name": "sometimes"}}},
+    "capadd-unknown": {"HostConfig": {"CapAdd": ["CAP_NOPE"]}},
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CREATE))
+def test_bad_create_bodies_are_400_and_harm_no_one(daemon, case):
+    body = {"Image": "busybox", "Cmd": ["true"], **BAD_CREATE[case]}
+    before = set(daemon.containers())
+    st, answer = daemon.api("POST", "/containers/create", body)
+    assert st == 400, (case, st, answer)
+    assert answer["message"] and "Traceback" not in answer["message"]
+    assert set(daemon.containers()) == before
+    _still_serving(daemon)
+    assert daemon.docker("ps", "-a").returncode == 0
+
+
+@pytest.mark.parametrize("raw", [b'{"Image":"busybox","StopTimeout":1e400}',
+                                 b'{"Image":"busybox","HostConfig":{"Memory":1e400}}',
+                                 b'{"Image":"busybox","StopTimeout":NaN}', b'{"Image":"busybox","Cmd":' + b"[" * 100000])
+def test_bodies_json_cannot_express_are_400(daemon, raw):
+    st, answer = daemon.api("POST", "/containers/create", raw)
+    assert st == 400, answer
+    _still_serving(daemon)
+
+
+def test_a_string_cmd_is_one_argument(daemon):
+    st, body = daemon.api("POST", "/containers/create?name=strcmd", {"Image": "busybox", "Cmd": "true"})
+    assert st == 201, body
+    try:
+        assert daemon.api("GET", "/containers/strcmd/json")[1]["Config"]["Cmd"] == ["true"]
+    finally:
+        daemon.hatoba("rm", "-f", "strcmd")
+
+
+def test_bad_exec_bodies_are_400(daemon):
+    cid = _run_d(daemon, "busybox", "sleep", "30")
+    try:
+        for body in ({"Cmd": 5}, {"Cmd": []}, {"Cmd": ["true"], "User": 5}):
+            st, answer = daemon.api("POST", f"/containers/{cid}/exec", body)
+            assert st == 400, (body, answer)
+    finally:
+        daemon.hatoba("rm", "-f", cid)
+
+
+def test_auth_with_a_bad_type_never_reaches_a_registry(daemon):
+    t0 = time.monotonic()
+    st, body = daemon.api("POST", "/auth", {"username": 5, "serveraddress": "https://index.docker.io/v1/"})
+    assert st == 400 and "AuthConfig.username" in body["message"], body
+    assert time.monotonic() - t0 < 2
+
+
+def test_import_of_a_refused_tar_is_400(daemon):
+    st, body = daemon.api("POST", "/images/create?fromSrc=-&repo=junk", b"\x1f\x8b" + b"not gzip at all" * 100)
+    assert st == 400, body
+    _still_serving(daemon)
