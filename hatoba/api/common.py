@@ -109,18 +109,6 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if doc is None:
         return {}
     if not isinstance(doc, dict):
-        raise InvalidParameter(f"json: cannot unmarshal {_json_kind(doc)} into Go value of type "
+        raise InvalidParameter(f"json: cannot unmarshal {jsonload.kind(doc)} into Go value of type "
                                "map[string]interface {}")
     return doc
-
-
-def _json_kind(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    return "object"

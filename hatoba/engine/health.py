@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from hatoba.errors import HatobaError, InvalidParameter
 from hatoba.golang import go_duration, rfc3339_nano, unix_seconds
+from hatoba.schema import jsonload
 
 if TYPE_CHECKING:
     from hatoba.engine.container import Container
@@ -54,20 +55,9 @@ _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 # ---- Config.Healthcheck -----------------------------------------------------------------------------
 
-def _go_kind(v: object) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, int | float):
-        return "number"
-    if isinstance(v, list):
-        return "array"
-    return "object"
-
 
 def _type_error(field: str, v: object, go_type: str) -> InvalidParameter:
-    kind = _go_kind(v)
+    kind = jsonload.kind(v)
     if kind == "number" and go_type in ("int", "time.Duration"):  # Go quotes a number that does not fit
         kind = f"number {v!r}"
     return InvalidParameter(f"json: cannot unmarshal {kind} into Go struct field {field} of type {go_type}")

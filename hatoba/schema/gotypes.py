@@ -29,6 +29,7 @@ from functools import cache
 from typing import Any
 
 from hatoba.errors import InvalidParameter
+from hatoba.schema import jsonload
 
 INT_RANGES = {
     "int": (-(1 << 63), (1 << 63) - 1), "int64": (-(1 << 63), (1 << 63) - 1),
@@ -215,19 +216,6 @@ def _zero(types: Types, t: Any) -> Any:
     return [_zero(types, t["array"])] * t["len"]
 
 
-def _kind(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, int | float):
-        return "number"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, dict):
-        return "object"
-    return "value"
-
 
 def _literal(v: Any) -> str:
     lit = getattr(v, "literal", None)
@@ -307,7 +295,7 @@ class _Decoder:
                     return ["" if x is None else x for x in v]
                 if self.lenient:
                     return []
-                raise _Abort(self.message(_kind(v), "string"))
+                raise _Abort(self.message(jsonload.kind(v), "string"))
             elif base == "time":
                 err = go_time_error(v)
                 if err is None:
@@ -318,16 +306,16 @@ class _Decoder:
             elif base == "empty":
                 if isinstance(v, dict):
                     return {}
-            self.error(_kind(v), types.go_name(t))
+            self.error(jsonload.kind(v), types.go_name(t))
             return _zero(types, t)
         if "struct" in t:
             if not isinstance(v, dict):
-                self.error(_kind(v), types.go_name(t))
+                self.error(jsonload.kind(v), types.go_name(t))
                 return {}
             return self.struct_fields(v, t["struct"])
         if "slice" in t or "array" in t:
             if not isinstance(v, list):
-                self.error(_kind(v), types.go_name(t))
+                self.error(jsonload.kind(v), types.go_name(t))
                 return _zero(types, t)
             if "slice" in t:
                 return [self.value(x, t["slice"]) for x in v]
@@ -335,7 +323,7 @@ class _Decoder:
             out = [self.value(x, t["array"]) for x in v[:n]]
             return out + [_zero(types, t["array"])] * (n - len(out))
         if not isinstance(v, dict):
-            self.error(_kind(v), types.go_name(t))
+            self.error(jsonload.kind(v), types.go_name(t))
             return {}
         return {k: self.value(x, t["map"]) for k, x in v.items()}
 

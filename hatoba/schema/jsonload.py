@@ -287,3 +287,19 @@ def unmarshal(raw: bytes | str) -> Any:
     if err:
         raise InvalidParameter(err)
     return decode(raw)
+
+
+def kind(v: Any) -> str:
+    """The JSON kind of a decoded value as Go's UnmarshalTypeError names it: bool, string, number,
+    array, object."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, dict):
+        return "object"
+    return "value"

@@ -73,18 +73,9 @@ def bool_param(query: Mapping[str, str], name: str, default: bool = False) -> bo
 
 # ---- filters -------------------------------------------------------------------------------------
 
-def _kind(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, int | float):
-        return "number"
-    return "array" if isinstance(v, list) else "object"
-
 
 def _type_error(v: Any, gotype: str) -> str:
-    return f"json: cannot unmarshal {_kind(v)} into Go value of type {gotype}"
+    return f"json: cannot unmarshal {jsonload.kind(v)} into Go value of type {gotype}"
 
 
 def _as_map_of_bools(doc: Any) -> tuple[dict[str, dict[str, bool]], str | None]:
