@@ -54,5 +54,8 @@ trap cleanup EXIT
 for _ in $(seq 200); do [ -S "$SOCK" ] && break; sleep 0.05; done
 [ -S "$SOCK" ] || { echo "dockerpy.sh: hatobad did not start:" >&2; cat "$T/hatobad.log" >&2; exit 2; }
 mkdir -p "${DOCKERPY_WORK:-/tmp/dockerpy-harness}"
-DOCKERPY_SUBSET=single-host DOCKERPY_ALLOW_PRUNE=1 DOCKERPY_WORK=${DOCKERPY_WORK:-/tmp/dockerpy-harness} \
+# docker-py's tests leave temporary files behind (NamedTemporaryFile(delete=False), make_tree): keep
+# them in our temp dir, which goes at the end
+mkdir -p "$T/tmp"
+TMPDIR="$T/tmp" DOCKERPY_SUBSET=single-host DOCKERPY_ALLOW_PRUNE=1 DOCKERPY_WORK=${DOCKERPY_WORK:-/tmp/dockerpy-harness} \
   DOCKER_HOST="unix://$SOCK" bash "$PEER/run.sh" "${args[@]}"
