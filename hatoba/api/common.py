@@ -13,7 +13,6 @@ from typing import Any
 
 from aiohttp import web
 
-from hatoba.errors import InvalidParameter
 from hatoba.schema import jsonload, query
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -101,14 +100,3 @@ def qtime_ns(request: web.Request, name: str) -> int:
 async def read_body(request: web.Request) -> Any:
     """The request body decoded as Go's json.Decoder does (None when empty); 400 on bad JSON."""
     return jsonload.decode(await request.read())
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """A body that must be a JSON object or empty ({})."""
-    doc = await read_body(request)
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise InvalidParameter(f"json: cannot unmarshal {jsonload.kind(doc)} into Go value of type "
-                               "map[string]interface {}")
-    return doc

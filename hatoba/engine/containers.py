@@ -101,6 +101,7 @@ class Containers(Lifecycle, Monitor):
         self.by_id: dict[str, Container] = {}
         self.by_name: dict[str, str] = {}
         self.health = healthcheck.HealthChecks(events=events, save=self._save)  # probes; core wires its exec
+        self.on_remove: list[Callable[[str], None]] = []  # called with the id of a removed container
         for d in (os.path.join(data_root, "containers"), os.path.join(exec_root, "containers"),
                   os.path.join(exec_root, "exits")):
             os.makedirs(d, mode=0o700, exist_ok=True)
@@ -280,6 +281,8 @@ class Containers(Lifecycle, Monitor):
         if self.by_name.get(c.name) == c.id:
             del self.by_name[c.name]
         self.events.emit("container", "destroy", c.id, c.event_attrs())
+        for hook in self.on_remove:
+            hook(c.id)
         for fut in c.remove_waiters:
             if not fut.done():
                 fut.set_result(c.state.get("ExitCode", 0))

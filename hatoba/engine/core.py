@@ -62,6 +62,7 @@ class Engine:
                                      runtime_paths=config.runtimes, log_driver=config.log_driver)
         self.execs = Execs(self.containers)
         self.containers.health.use_exec(self.execs.run_capture)  # health probes run through exec
+        self.containers.on_remove.append(self.execs.forget_container)  # exec records go with their container
         self.image_service = ImageService(self.images, self.containers, self.events)
         self.registry = RegistryService(self.images, self.events, config)
         self.system = SystemService(config=config, containers=self.containers, images=self.images,

@@ -26,17 +26,6 @@ from hatoba.runtime.logs import frame
 from hatoba.runtime.users import UserError, resolve_user
 
 
-def _get(body: dict[str, Any], key: str) -> Any:
-    """A field of the exec config, matched case-insensitively as Go's JSON decoding does."""
-    if key in body:
-        return body[key]
-    low = key.lower()
-    for k, v in body.items():
-        if k.lower() == low:
-            return v
-    return None
-
-
 class Exec:
     def __init__(self, eid: str, container: Container, body: dict[str, Any]):
         self.id = eid
@@ -51,24 +40,24 @@ class Exec:
 
     @property
     def cmd(self) -> list[str]:
-        return list(_get(self.body, "Cmd") or [])
+        return list(self.body.get("Cmd") or [])
 
     @property
     def tty(self) -> bool:
-        return bool(_get(self.body, "Tty"))
+        return bool(self.body.get("Tty"))
 
     def inspect(self) -> dict[str, Any]:
         b = self.body
         cmd = self.cmd
-        user = _get(b, "User")
+        user = b.get("User")
         return {
             "ID": self.id, "Running": self.running, "ExitCode": self.exit_code,
             "ProcessConfig": {"tty": self.tty, "entrypoint": cmd[0] if cmd else "",
-                              "arguments": cmd[1:], "privileged": bool(_get(b, "Privileged")),
+                              "arguments": cmd[1:], "privileged": bool(b.get("Privileged")),
                               **({"user": user} if user else {})},
-            "OpenStdin": bool(_get(b, "AttachStdin")), "OpenStderr": bool(_get(b, "AttachStderr")),
-            "OpenStdout": bool(_get(b, "AttachStdout")), "CanRemove": False,
-            "ContainerID": self.container.id, "DetachKeys": _get(b, "DetachKeys") or "", "Pid": self.pid,
+            "OpenStdin": bool(b.get("AttachStdin")), "OpenStderr": bool(b.get("AttachStderr")),
+            "OpenStdout": bool(b.get("AttachStdout")), "CanRemove": False,
+            "ContainerID": self.container.id, "DetachKeys": b.get("DetachKeys") or "", "Pid": self.pid,
         }
 
 
@@ -142,10 +131,10 @@ class Execs:
             raise Conflict(f"Container {c.id} is not running")
         if c.paused:
             raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
-        cmd = _get(body, "Cmd")
+        cmd = body.get("Cmd")
         if not cmd:
             raise InvalidParameter("No exec command specified")
-        parse_detach_keys(_get(body, "DetachKeys"))
+        parse_detach_keys(body.get("DetachKeys"))
         eid = os.urandom(32).hex()
         self.by_id[eid] = Exec(eid, c, body)
         c.exec_ids.add(eid)
@@ -161,15 +150,15 @@ class Execs:
         proc["args"] = e.cmd
         proc["terminal"] = e.tty
         env = list(proc.get("env") or [])
-        for kv in _get(b, "Env") or []:
+        for kv in b.get("Env") or []:
             k = kv.split("=", 1)[0]
             env = [x for x in env if x.split("=", 1)[0] != k] + [kv]
         proc["env"] = env
-        if _get(b, "WorkingDir"):
-            proc["cwd"] = _get(b, "WorkingDir")
-        if _get(b, "User"):
+        if b.get("WorkingDir"):
+            proc["cwd"] = b.get("WorkingDir")
+        if b.get("User"):
             try:
-                u = resolve_user(spec["root"]["path"], _get(b, "User"))
+                u = resolve_user(spec["root"]["path"], b.get("User"))
             except UserError as err:
                 raise HatobaError(str(err)) from None
             proc["user"] = {"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids}
@@ -197,7 +186,7 @@ class Execs:
         exec_dir = os.path.join(self.containers.bundle(c), "exec", eid[:16])
         os.makedirs(exec_dir, mode=0o700, exist_ok=True)
         b = e.body
-        stdin = bool(_get(b, "AttachStdin")) and not detach
+        stdin = bool(b.get("AttachStdin")) and not detach
         try:
             proc = await self.containers.rt(c).exec(c.id, exec_dir, self._process(e), tty=e.tty, stdin=stdin,
                                                     attached=client is not None)
@@ -220,10 +209,9 @@ class Execs:
         if client is None or proc.sock is None:
             return client
         session = AttachSession(client, tty=not framed, stdin=stdin,
-                                stdout=bool(_get(b, "AttachStdout") if _get(b, "AttachStdout") is not None else True),
-                                stderr=bool(_get(b, "AttachStderr") if _get(b, "AttachStderr") is not None else True),
+                                stdout=bool(b.get("AttachStdout", True)), stderr=bool(b.get("AttachStderr", True)),
                                 stdin_once=True, close_client=False,
-                                detach_keys=parse_detach_keys(_get(b, "DetachKeys")))
+                                detach_keys=parse_detach_keys(b.get("DetachKeys")))
         session.connect(proc.sock)
         await session.done
         if not session.detached:

@@ -400,3 +400,13 @@ def test_import_of_a_refused_tar_is_400(daemon):
     st, body = daemon.api("POST", "/images/create?fromSrc=-&repo=junk", b"\x1f\x8b" + b"not gzip at all" * 100)
     assert st == 400, body
     _still_serving(daemon)
+
+
+def test_exec_records_go_with_their_container(daemon):
+    cid = _run_d(daemon, "busybox", "sleep", "30")
+    st, body = daemon.api("POST", f"/containers/{cid}/exec", {"Cmd": ["true"]})
+    assert st == 201
+    eid = body["Id"]
+    assert daemon.api("GET", f"/exec/{eid}/json")[0] == 200
+    daemon.hatoba("rm", "-f", cid, check=True)
+    assert daemon.api("GET", f"/exec/{eid}/json")[0] == 404
